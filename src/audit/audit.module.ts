@@ -1,0 +1,14 @@
+import { Global, Module } from '@nestjs/common';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { AuditEvent } from './audit-event.entity';
+
+/**
+ * The append-only audit log. Its own module (not part of `admin`) because every feature
+ * writes audit rows in its own transactions while only `admin` reads them.
+ */
+@Global()
+@Module({
+  imports: [MikroOrmModule.forFeature([AuditEvent])],
+  exports: [MikroOrmModule],
+})
+export class AuditModule {}

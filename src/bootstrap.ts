@@ -1,0 +1,109 @@
+import { DynamicModule, INestApplicationContext, RequestMethod } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import pino from 'pino';
+import { AppModule } from './app.module';
+import { translateBodyErrors } from './common/body-errors';
+import { assignRequestId } from './common/logging.module';
+import { ProblemFilter } from './common/problem.filter';
+import { setupSwagger } from './common/swagger';
+import { createValidationPipe } from './common/validation';
+import { AppConfig, redactUrl } from './config';
+import { EMBEDDED_CONNECTIONS, startEmbeddedPostgres } from './database/embedded-postgres';
+import { findOrStartLocalRedis } from './queue/local-redis';
+
+export interface Runtime {
+  /** The configuration with the database and Redis URLs filled in. */
+  config: AppConfig;
+  /** Stops what `prepareRuntime` started (embedded database, private Redis). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Resolves the embedded defaults before Nest starts: a PGlite database when DATABASE_URL is
+ * unset and a local Redis when REDIS_URL is unset. Production never gets here without both
+ * (the config refuses to load).
+ */
+export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
+  const log = pino({ level: config.logLevel, name: 'bootstrap' });
+  const stops: Array<() => Promise<void>> = [];
+  let { database, redis } = config;
+  try {
+    if (database.url) {
+      log.info(`database: PostgreSQL at ${redactUrl(database.url)}`);
+    } else {
+      const embedded = await startEmbeddedPostgres(config.varDir);
+      stops.push(() => embedded.stop());
+      database = {
+        url: embedded.url,
+        poolMax: Math.min(database.poolMax, EMBEDDED_CONNECTIONS),
+        embedded: true,
+      };
+      log.warn(
+        `database: EMBEDDED PostgreSQL (PGlite) with data in ${embedded.dataDir}, serving ` +
+          `${embedded.url}; set DATABASE_URL for a real server`,
+      );
+    }
+    if (redis.url) {
+      log.info(`redis: ${redactUrl(redis.url)} (prefix "${redis.prefix}")`);
+    } else {
+      const local = await findOrStartLocalRedis(config.varDir);
+      stops.push(() => local.stop());
+      redis = { ...redis, url: local.url };
+      log.warn(
+        local.private
+          ? `redis: started a private redis-server at ${local.url} with data in ${config.varDir}/redis`
+          : `redis: using the local Redis at ${local.url}; set REDIS_URL to choose another`,
+      );
+    }
+  } catch (err) {
+    await stopAll(stops);
+    throw err;
+  }
+  return { config: config.with({ database, redis }), stop: () => stopAll(stops) };
+}
+
+async function stopAll(stops: Array<() => Promise<void>>) {
+  for (const stop of stops.reverse()) {
+    await stop();
+  }
+}
+
+/** The HTTP application, configured as it runs in production (tests use this too). */
+export async function createApi(
+  config: AppConfig,
+  module: DynamicModule = AppModule.forRoot(config),
+): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(module, {
+    bodyParser: false,
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(PinoLogger));
+  app.use(assignRequestId);
+  app.useBodyParser('json', { limit: config.bodyLimitBytes });
+  app.useBodyParser('urlencoded', { limit: config.bodyLimitBytes, extended: true });
+  app.use(translateBodyErrors);
+  app.setGlobalPrefix('api/v1', {
+    exclude: [
+      { path: 'health/live', method: RequestMethod.GET },
+      { path: 'health/ready', method: RequestMethod.GET },
+    ],
+  });
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new ProblemFilter(config.nodeEnv === 'development'));
+  app.disable('x-powered-by');
+  setupSwagger(app);
+  return app;
+}
+
+/** A worker: the same modules, Bull processors running, no HTTP listener. */
+export async function createWorker(config: AppConfig): Promise<INestApplicationContext> {
+  const app = await NestFactory.createApplicationContext(
+    AppModule.forRoot(config.with({ role: 'worker' })),
+    { bufferLogs: true, abortOnError: false },
+  );
+  app.useLogger(app.get(PinoLogger));
+  return app;
+}

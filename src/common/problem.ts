@@ -1,0 +1,66 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export class FieldError {
+  /** Path of the offending field, e.g. `inputs.height` or `expiresAt`. */
+  @ApiProperty({ example: 'expiresAt' })
+  field: string;
+
+  @ApiProperty({ example: 'expiresAt must be a valid ISO 8601 date string' })
+  message: string;
+}
+
+/** RFC 9457 problem details, the body of every error labgate answers. */
+export class ProblemDto {
+  @ApiProperty({ example: 'about:blank' })
+  type: string;
+
+  @ApiProperty({ example: 'Bad Request' })
+  title: string;
+
+  @ApiProperty({ example: 400 })
+  status: number;
+
+  @ApiPropertyOptional({ example: 'The request has 1 invalid field.' })
+  detail?: string;
+
+  @ApiPropertyOptional({ example: '/api/v1/me/tokens' })
+  instance?: string;
+
+  @ApiPropertyOptional({ example: '5f0c6a3e-0c4b-4c1e-9d55-8a3c0e1f2b7a' })
+  requestId?: string;
+
+  @ApiPropertyOptional({ type: [FieldError] })
+  errors?: FieldError[];
+}
+
+/**
+ * An HTTP error that carries problem fields of its own (field errors, a specific type or
+ * extension members); the global filter writes it as problem+json.
+ */
+export class ProblemException extends HttpException {
+  constructor(
+    status: HttpStatus,
+    detail: string,
+    readonly extra: { type?: string; title?: string; errors?: FieldError[] } & Record<
+      string,
+      unknown
+    > = {},
+  ) {
+    super(detail, status);
+  }
+}
+
+export function validationProblem(errors: FieldError[]): ProblemException {
+  const detail =
+    errors.length === 1
+      ? `Invalid request: ${errors[0].message}.`
+      : `Invalid request: ${errors.length} problems, see errors[].`;
+  return new ProblemException(HttpStatus.BAD_REQUEST, detail, {
+    type: 'urn:labgate:problem:validation',
+    title: 'Validation failed',
+    errors,
+  });
+}

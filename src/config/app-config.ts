@@ -1,0 +1,57 @@
+import { LOG_LEVELS, NODE_ENVS, ROLES } from './config.schema';
+
+export type NodeEnv = (typeof NODE_ENVS)[number];
+export type Role = (typeof ROLES)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface DatabaseConfig {
+  /** Unset until bootstrap starts the embedded database, which then fills it in. */
+  url?: string;
+  poolMax: number;
+  embedded: boolean;
+}
+
+export interface RedisConfig {
+  url?: string;
+  prefix: string;
+}
+
+/**
+ * The typed configuration. Injected by class everywhere (`constructor(config: AppConfig)`);
+ * only `src/config` reads the environment.
+ */
+export class AppConfig {
+  readonly nodeEnv: NodeEnv;
+  readonly role: Role;
+  readonly port: number;
+  readonly host: string;
+  readonly publicUrl: string;
+  readonly database: DatabaseConfig;
+  readonly redis: RedisConfig;
+  readonly varDir: string;
+  readonly logLevel: LogLevel;
+  readonly workerConcurrency: number;
+  readonly bodyLimitBytes: number;
+  readonly shutdownTimeoutMs: number;
+
+  constructor(values: Omit<AppConfig, 'isProduction' | 'runsApi' | 'runsWorker' | 'with'>) {
+    Object.assign(this, values);
+  }
+
+  get isProduction(): boolean {
+    return this.nodeEnv === 'production';
+  }
+
+  get runsApi(): boolean {
+    return this.role !== 'worker';
+  }
+
+  get runsWorker(): boolean {
+    return this.role !== 'api';
+  }
+
+  /** A copy with some parts replaced (bootstrap fills in embedded URLs, tests pick a role). */
+  with(changes: Partial<Omit<AppConfig, 'isProduction' | 'runsApi' | 'runsWorker' | 'with'>>) {
+    return new AppConfig({ ...this, ...changes });
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Every environment variable labgate reads, declared once. The loader, `.env.example` and the
+ * README's configuration table all come from this list, so they cannot drift apart.
+ */
+export type VariableKind = 'string' | 'url' | 'int' | 'bool' | 'enum' | 'list' | 'bytes';
+
+export interface VariableSpec {
+  name: string;
+  kind: VariableKind;
+  description: string;
+  /** Default as the raw string a user would write; a function may depend on NODE_ENV. */
+  default?: string | ((env: { nodeEnv: string }) => string | undefined);
+  /** Secrets may also be given as `NAME_FILE` (a path); the file wins over the variable. */
+  secret?: boolean;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+export const NODE_ENVS = ['development', 'test', 'production'] as const;
+export const ROLES = ['api', 'worker', 'all'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const VARIABLES: readonly VariableSpec[] = [
+  {
+    name: 'NODE_ENV',
+    kind: 'enum',
+    values: NODE_ENVS,
+    default: 'development',
+    description: 'development, test or production. Production refuses embedded defaults.',
+  },
+  {
+    name: 'ROLE',
+    kind: 'enum',
+    values: ROLES,
+    default: 'all',
+    description: 'What this process runs: the HTTP api, the Bull worker, or all of them.',
+  },
+  {
+    name: 'PORT',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    default: '3000',
+    description: 'HTTP port of the API.',
+  },
+  {
+    name: 'HOST',
+    kind: 'string',
+    default: ({ nodeEnv }) => (nodeEnv === 'production' ? '0.0.0.0' : '127.0.0.1'),
+    description: 'Address the API binds to (127.0.0.1 in development, 0.0.0.0 in production).',
+  },
+  {
+    name: 'PUBLIC_URL',
+    kind: 'url',
+    description: 'External URL of the API, used in links and redirects (default http://HOST:PORT).',
+  },
+  {
+    name: 'DATABASE_URL',
+    kind: 'url',
+    secret: true,
+    description:
+      'PostgreSQL connection URL. Unset outside production: an embedded PostgreSQL (PGlite) under VAR_DIR.',
+  },
+  {
+    name: 'DATABASE_POOL_MAX',
+    kind: 'int',
+    min: 1,
+    max: 200,
+    default: '10',
+    description: 'Most connections the ORM pool opens (capped to 1 with the embedded database).',
+  },
+  {
+    name: 'REDIS_URL',
+    kind: 'url',
+    secret: true,
+    description:
+      'Redis for Bull. Unset: 127.0.0.1:6379 if it answers, else a private redis-server under VAR_DIR.',
+  },
+  {
+    name: 'REDIS_PREFIX',
+    kind: 'string',
+    default: 'labgate',
+    description: 'Key prefix of every Bull queue, so that several installations share one Redis.',
+  },
+  {
+    name: 'VAR_DIR',
+    kind: 'string',
+    default: './var',
+    description: 'Directory for local state: embedded database, private Redis, storage, mail.',
+  },
+  {
+    name: 'LOG_LEVEL',
+    kind: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    description: 'Least severe level written to the JSON log.',
+  },
+  {
+    name: 'WORKER_CONCURRENCY',
+    kind: 'int',
+    min: 1,
+    max: 256,
+    default: '1',
+    description: 'Jobs one worker process runs at a time.',
+  },
+  {
+    name: 'BODY_LIMIT',
+    kind: 'bytes',
+    default: '1mb',
+    description: 'Largest JSON or form body accepted (uploads are streamed and limited per input).',
+  },
+  {
+    name: 'SHUTDOWN_TIMEOUT_SECONDS',
+    kind: 'int',
+    min: 1,
+    max: 3600,
+    default: '25',
+    description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.',
+  },
+];

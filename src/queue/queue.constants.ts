@@ -1,0 +1,25 @@
+/**
+ * Every Bull queue and job name, each job name with its typed payload. Producers and
+ * processors both use `JobOf<Name>`, so a payload cannot drift between them.
+ */
+export enum QueueName {
+  System = 'system',
+}
+
+export enum JobName {
+  SystemPing = 'system.ping',
+}
+
+export interface JobPayloads {
+  [JobName.SystemPing]: { requestedAt: string };
+}
+
+export interface JobResults {
+  [JobName.SystemPing]: { pong: true; requestedAt: string; worker: string };
+}
+
+export type JobOf<N extends JobName> = JobPayloads[N];
+export type ResultOf<N extends JobName> = JobResults[N];
+
+/** Finished jobs leave Redis: PostgreSQL keeps history, Redis only carries work. */
+export const EPHEMERAL_JOB = { removeOnComplete: true, removeOnFail: true } as const;
