@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AuditModule } from './audit/audit.module';
+import { AuthModule } from './auth/auth.module';
 import { LoggingModule } from './common/logging.module';
 import { AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database/database.module';
@@ -17,6 +18,7 @@ export class AppModule {
         DatabaseModule,
         QueueModule.forRoot(config),
         AuditModule,
+        AuthModule.forRoot(),
         HealthModule,
       ],
     };

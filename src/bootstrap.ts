@@ -3,7 +3,14 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import pino from 'pino';
+import { randomBytes } from 'node:crypto';
 import { AppModule } from './app.module';
+import {
+  DEV_USERS,
+  DevIdpClient,
+  startDevIdentityProvider,
+} from './auth/dev-idp/dev-identity-provider';
+import { OidcClient } from './auth/oidc-client';
 import { translateBodyErrors } from './common/body-errors';
 import { assignRequestId } from './common/logging.module';
 import { ProblemFilter } from './common/problem.filter';
@@ -28,7 +35,7 @@ export interface Runtime {
 export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
   const log = pino({ level: config.logLevel, name: 'bootstrap' });
   const stops: Array<() => Promise<void>> = [];
-  let { database, redis } = config;
+  let { database, redis, oidc, auth } = config;
   try {
     if (database.url) {
       log.info(`database: PostgreSQL at ${redactUrl(database.url)}`);
@@ -57,11 +64,63 @@ export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
           : `redis: using the local Redis at ${local.url}; set REDIS_URL to choose another`,
       );
     }
+    if (oidc.issuer) {
+      log.info(`identity provider: ${oidc.issuer}`);
+    } else {
+      const idp = await startDevelopmentProvider(config);
+      stops.push(() => idp.stop());
+      oidc = { ...oidc, issuer: idp.issuer, clientSecret: idp.clientSecret, development: true };
+      auth = {
+        ...auth,
+        adminEntitlements: auth.adminEntitlements.length ? auth.adminEntitlements : [DEV_ADMIN],
+        operatorEntitlements: auth.operatorEntitlements.length
+          ? auth.operatorEntitlements
+          : [DEV_OPERATOR],
+      };
+      log.warn(
+        `identity provider: DEVELOPMENT provider at ${idp.issuer} with demo users ` +
+          `${DEV_USERS.map((u) => `${u.login}/${u.password}`).join(', ')}; set OIDC_ISSUER for real logins`,
+      );
+    }
   } catch (err) {
     await stopAll(stops);
     throw err;
   }
-  return { config: config.with({ database, redis }), stop: () => stopAll(stops) };
+  return {
+    config: config.with({ database, redis, oidc, auth }),
+    stop: () => stopAll(stops),
+  };
+}
+
+const DEV_ADMIN = DEV_USERS[0].entitlements[1];
+const DEV_OPERATOR = DEV_USERS[1].entitlements[1];
+
+/** The development identity provider, with labgate's two clients registered on it. */
+export async function startDevelopmentProvider(
+  config: AppConfig,
+  extraClients: DevIdpClient[] = [],
+) {
+  const clientSecret = randomBytes(24).toString('base64url');
+  const idp = await startDevIdentityProvider({
+    port: config.auth.devIdpPort,
+    audience: config.oidc.audience,
+    entitlementClaim: config.auth.entitlementClaim,
+    clients: [
+      {
+        client_id: config.oidc.clientId,
+        client_secret: clientSecret,
+        redirect_uris: [`${config.publicUrl}/api/v1/auth/callback`],
+        post_logout_redirect_uris: [`${config.publicUrl}/docs`],
+      },
+      {
+        client_id: config.oidc.swaggerClientId,
+        token_endpoint_auth_method: 'none',
+        redirect_uris: [`${config.publicUrl}/docs/oauth2-redirect.html`],
+      },
+      ...extraClients,
+    ],
+  });
+  return { ...idp, clientSecret };
 }
 
 async function stopAll(stops: Array<() => Promise<void>>) {
@@ -94,7 +153,13 @@ export async function createApi(
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter(config.nodeEnv === 'development'));
   app.disable('x-powered-by');
-  setupSwagger(app);
+  const oidc = app.get(OidcClient).metadata;
+  setupSwagger(app, {
+    authorizationUrl: oidc.authorization_endpoint ?? '',
+    tokenUrl: oidc.token_endpoint ?? '',
+    clientId: config.oidc.swaggerClientId,
+    scopes: config.oidc.scopes.split(' '),
+  });
   return app;
 }
 

@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { AuditEvent } from './audit-event.entity';
+import { AuditService } from './audit.service';
 
 /**
  * The append-only audit log. Its own module (not part of `admin`) because every feature
@@ -9,6 +10,7 @@ import { AuditEvent } from './audit-event.entity';
 @Global()
 @Module({
   imports: [MikroOrmModule.forFeature([AuditEvent])],
-  exports: [MikroOrmModule],
+  providers: [AuditService],
+  exports: [AuditService],
 })
 export class AuditModule {}

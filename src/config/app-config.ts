@@ -11,6 +11,27 @@ export interface DatabaseConfig {
   embedded: boolean;
 }
 
+export interface OidcConfig {
+  /** Unset until bootstrap starts the development provider, which then fills it in. */
+  issuer?: string;
+  clientId: string;
+  clientSecret?: string;
+  swaggerClientId: string;
+  audience: string;
+  scopes: string;
+  clockSkewSeconds: number;
+  /** True when labgate runs its own development identity provider. */
+  development: boolean;
+}
+
+export interface AuthConfig {
+  entitlementClaim: string;
+  adminEntitlements: string[];
+  operatorEntitlements: string[];
+  sessionTtlMs: number;
+  devIdpPort: number;
+}
+
 export interface RedisConfig {
   url?: string;
   prefix: string;
@@ -28,6 +49,8 @@ export class AppConfig {
   readonly publicUrl: string;
   readonly database: DatabaseConfig;
   readonly redis: RedisConfig;
+  readonly oidc: OidcConfig;
+  readonly auth: AuthConfig;
   readonly varDir: string;
   readonly logLevel: LogLevel;
   readonly workerConcurrency: number;

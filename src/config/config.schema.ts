@@ -118,4 +118,82 @@ export const VARIABLES: readonly VariableSpec[] = [
     default: '25',
     description: 'How long SIGTERM waits for in-flight requests and jobs before exiting.',
   },
+  {
+    name: 'OIDC_ISSUER',
+    kind: 'url',
+    description:
+      'Issuer URL of the institution identity provider. Unset outside production: an embedded development provider with demo users.',
+  },
+  {
+    name: 'OIDC_CLIENT_ID',
+    kind: 'string',
+    default: 'labgate',
+    description: 'Client id of labgate at the identity provider (browser login, introspection).',
+  },
+  {
+    name: 'OIDC_CLIENT_SECRET',
+    kind: 'string',
+    secret: true,
+    description: 'Client secret of labgate at the identity provider.',
+  },
+  {
+    name: 'OIDC_SWAGGER_CLIENT_ID',
+    kind: 'string',
+    default: 'labgate-swagger',
+    description: 'Public client (PKCE, no secret) that Swagger UI logs in with.',
+  },
+  {
+    name: 'OIDC_AUDIENCE',
+    kind: 'string',
+    default: 'labgate',
+    description: 'Audience (`aud`) that bearer access tokens must name.',
+  },
+  {
+    name: 'OIDC_SCOPES',
+    kind: 'string',
+    default: 'openid email profile eduperson_entitlement',
+    description: 'Scopes requested at login.',
+  },
+  {
+    name: 'OIDC_CLOCK_SKEW_SECONDS',
+    kind: 'int',
+    min: 0,
+    max: 300,
+    default: '30',
+    description: 'Tolerance for exp/nbf/iat of tokens.',
+  },
+  {
+    name: 'ENTITLEMENT_CLAIM',
+    kind: 'string',
+    default: 'eduperson_entitlement',
+    description: 'Claim that carries the user entitlements.',
+  },
+  {
+    name: 'ADMIN_ENTITLEMENTS',
+    kind: 'list',
+    description:
+      'Comma-separated entitlements that make a user admin. Unset: nobody is admin but by admin rules (with the development provider: its demo admin).',
+  },
+  {
+    name: 'OPERATOR_ENTITLEMENTS',
+    kind: 'list',
+    description:
+      'Comma-separated entitlements that make a user operator (controls devices). Unset: operators only by rules (development provider: its demo operator).',
+  },
+  {
+    name: 'SESSION_TTL_HOURS',
+    kind: 'int',
+    min: 1,
+    max: 24 * 90,
+    default: '12',
+    description: 'Lifetime of a browser session after login.',
+  },
+  {
+    name: 'DEV_IDP_PORT',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    default: '3001',
+    description: 'Port of the embedded development identity provider (0: any free port).',
+  },
 ];

@@ -36,17 +36,29 @@ describe(loadConfig.name, () => {
       NODE_ENV: 'production',
       DATABASE_URL: 'postgres://db/labgate',
       REDIS_URL: 'redis://redis:6379',
+      OIDC_ISSUER: 'https://login.example.org/',
     });
     expect(config.host).toBe('0.0.0.0');
     expect(config.publicUrl).toBe('http://127.0.0.1:3000');
   });
 
-  it('refuses production without a database or Redis', () => {
+  it('refuses production without a database, Redis or identity provider', () => {
     const problems = problemsOf({ NODE_ENV: 'production' });
     expect(problems).toEqual([
       expect.stringMatching(/^DATABASE_URL: required when NODE_ENV=production/),
       expect.stringMatching(/^REDIS_URL: required when NODE_ENV=production/),
+      expect.stringMatching(/^OIDC_ISSUER: required when NODE_ENV=production/),
     ]);
+  });
+
+  it('reads entitlement lists and strips a trailing slash from the issuer', () => {
+    const config = loadConfig({
+      OIDC_ISSUER: 'https://login.example.org/oidc/',
+      ADMIN_ENTITLEMENTS: 'urn:a, urn:b',
+    });
+    expect(config.oidc.issuer).toBe('https://login.example.org/oidc');
+    expect(config.auth.adminEntitlements).toEqual(['urn:a', 'urn:b']);
+    expect(config.auth.operatorEntitlements).toEqual([]);
   });
 
   it('reads a secret from NAME_FILE, which wins over NAME', () => {

@@ -121,7 +121,7 @@ export function loadConfig(
   }
 
   if (nodeEnv === 'production') {
-    for (const name of ['DATABASE_URL', 'REDIS_URL']) {
+    for (const name of ['DATABASE_URL', 'REDIS_URL', 'OIDC_ISSUER']) {
       if (!problems.some((p) => p.startsWith(name)) && values.get(name) === undefined) {
         problems.push(
           `${name}: required when NODE_ENV=production (embedded defaults are for development only)`,
@@ -149,6 +149,23 @@ export function loadConfig(
       embedded: false,
     },
     redis: { url: get<string | undefined>('REDIS_URL'), prefix: get<string>('REDIS_PREFIX') },
+    oidc: {
+      issuer: get<string | undefined>('OIDC_ISSUER')?.replace(/\/+$/, ''),
+      clientId: get<string>('OIDC_CLIENT_ID'),
+      clientSecret: get<string | undefined>('OIDC_CLIENT_SECRET'),
+      swaggerClientId: get<string>('OIDC_SWAGGER_CLIENT_ID'),
+      audience: get<string>('OIDC_AUDIENCE'),
+      scopes: get<string>('OIDC_SCOPES'),
+      clockSkewSeconds: get<number>('OIDC_CLOCK_SKEW_SECONDS'),
+      development: false,
+    },
+    auth: {
+      entitlementClaim: get<string>('ENTITLEMENT_CLAIM'),
+      adminEntitlements: get<string[] | undefined>('ADMIN_ENTITLEMENTS') ?? [],
+      operatorEntitlements: get<string[] | undefined>('OPERATOR_ENTITLEMENTS') ?? [],
+      sessionTtlMs: get<number>('SESSION_TTL_HOURS') * 3600_000,
+      devIdpPort: get<number>('DEV_IDP_PORT'),
+    },
     varDir: resolve(get<string>('VAR_DIR')),
     logLevel: get<LogLevel>('LOG_LEVEL'),
     workerConcurrency: get<number>('WORKER_CONCURRENCY'),

@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Client } from 'pg';
 import { createApi } from '../../src/bootstrap';
-import { loadConfig } from '../../src/config';
 import { MIGRATIONS_TABLE } from '../../src/database/mikro-orm-options';
-import { createTestDatabase, TestDatabase } from '../support/database';
-import { TEST_REDIS_URL } from '../support/services';
+import { createTestDatabase } from '../support/database';
+import { createTestEnvironment, TestEnvironment } from '../support/test-app';
 
 const migrationFiles = readdirSync(join(__dirname, '..', '..', 'migrations'))
   .filter((f) => /^Migration\d+.*\.ts$/.test(f))
@@ -24,23 +23,17 @@ async function query<T>(url: string, sql: string): Promise<T[]> {
 }
 
 describe('migrations', () => {
-  let db: TestDatabase;
+  let env: TestEnvironment;
 
   beforeAll(async () => {
-    db = await createTestDatabase({ empty: true });
+    env = await createTestEnvironment({}, { emptyDatabase: true });
   });
-  afterAll(() => db.drop());
+  afterAll(() => env.dispose());
 
   it('are applied on boot to an empty database, by several processes at once', async () => {
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: 'lgtest-migrations',
-    });
+    const db = env.database;
     // Two API processes booting together: the advisory lock lets one migrate, the other waits.
-    const apps = await Promise.all([createApi(config), createApi(config)]);
+    const apps = await Promise.all([createApi(env.config), createApi(env.config)]);
     await Promise.all(apps.map((a) => a.init()));
     await Promise.all(apps.map((a) => a.close()));
 
@@ -57,6 +50,7 @@ describe('migrations', () => {
   });
 
   it('leave nothing pending and match the entities (no drift)', async () => {
+    const db = await createTestDatabase();
     const orm = await MikroORM.init({
       clientUrl: db.url,
       entitiesTs: ['./src/**/*.entity.ts'],
@@ -69,6 +63,7 @@ describe('migrations', () => {
       expect(diff.trim()).toBe('');
     } finally {
       await orm.close(true);
+      await db.drop();
     }
   });
 });

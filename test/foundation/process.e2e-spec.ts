@@ -37,6 +37,7 @@ describe('the labgate process', () => {
       VAR_DIR: varDir,
       REDIS_URL: TEST_REDIS_URL,
       REDIS_PREFIX: prefix,
+      DEV_IDP_PORT: '0',
     });
     try {
       await proc.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/);

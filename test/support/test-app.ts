@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DynamicModule, INestApplicationContext } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { createApi, createWorker } from '../../src/bootstrap';
+import { createApi, createWorker, startDevelopmentProvider } from '../../src/bootstrap';
+import type { DevIdpClient } from '../../src/auth/dev-idp/dev-identity-provider';
 import { AppConfig, Environment, loadConfig } from '../../src/config';
 import { createTestDatabase, TestDatabase } from './database';
 import { clearRedisPrefix } from './redis';
@@ -12,6 +13,8 @@ import { TEST_REDIS_URL } from './services';
 
 export interface TestEnvironment {
   config: AppConfig;
+  /** The test's own identity provider (a real oidc-provider), registered as OIDC_ISSUER. */
+  idp: Awaited<ReturnType<typeof startDevelopmentProvider>>;
   database: TestDatabase;
   varDir: string;
   /** Drops the database, the Redis keys and the temp dir. */
@@ -19,24 +22,38 @@ export interface TestEnvironment {
 }
 
 /** A configuration of this test's own: fresh database, Redis prefix and VAR_DIR. */
-export async function createTestEnvironment(env: Environment = {}): Promise<TestEnvironment> {
-  const database = await createTestDatabase();
+export async function createTestEnvironment(
+  env: Environment = {},
+  options: { emptyDatabase?: boolean; extraClients?: DevIdpClient[] } = {},
+): Promise<TestEnvironment> {
+  const database = await createTestDatabase({ empty: options.emptyDatabase });
   const varDir = mkdtempSync(join(tmpdir(), 'labgate-test-'));
   const prefix = `lgtest-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({
+  const base = {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     DATABASE_URL: database.url,
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: prefix,
     VAR_DIR: varDir,
+    DEV_IDP_PORT: '0',
     ...env,
+  };
+  // Registered like an institution's provider (explicit issuer and secret), so that no
+  // development defaults apply: with no ADMIN_ENTITLEMENTS, nobody is admin.
+  const idp = await startDevelopmentProvider(loadConfig(base), options.extraClients);
+  const config = loadConfig({
+    OIDC_ISSUER: idp.issuer,
+    OIDC_CLIENT_SECRET: idp.clientSecret,
+    ...base,
   });
   return {
     config,
+    idp,
     database,
     varDir,
     async dispose() {
+      await idp.stop();
       await database.drop();
       await clearRedisPrefix(prefix);
       rmSync(varDir, { recursive: true, force: true });
@@ -56,8 +73,9 @@ export interface TestApp extends TestEnvironment {
 export async function startTestApp(
   env: Environment = {},
   module?: (config: AppConfig) => DynamicModule,
+  options: Parameters<typeof createTestEnvironment>[1] = {},
 ): Promise<TestApp> {
-  const testEnv = await createTestEnvironment(env);
+  const testEnv = await createTestEnvironment(env, options);
   const app = await createApi(testEnv.config, module?.(testEnv.config));
   await app.init();
   return {

@@ -1,0 +1,74 @@
+import {
+  ExecutionContext,
+  ForbiddenException,
+  Injectable,
+  Optional,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
+import type { Request, Response } from 'express';
+import { IS_PUBLIC, REQUIRED_ROLES } from '../common/auth.decorators';
+import type { Principal, Role } from '../common/principal';
+
+const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'];
+
+/**
+ * The one global guard. Deny by default: a route is open only with `@Public()`; otherwise the
+ * caller must authenticate (passport, strategy of this app), hold a role named by `@Roles()`,
+ * and, with a personal access token, a scope that allows the method.
+ */
+@Injectable()
+export class AccessGuard extends AuthGuard() {
+  constructor(
+    private readonly reflector: Reflector,
+    // Carries this app's strategy name (AuthModule.forRoot).
+    @Optional() options?: AuthModuleOptions,
+  ) {
+    super(options);
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
+      return true;
+    }
+    await super.canActivate(context);
+    const req = context.switchToHttp().getRequest<Request & { user: Principal }>();
+    const principal = req.user;
+    if (principal.via === 'pat') {
+      const scopes = principal.scopes ?? [];
+      if (!READ_METHODS.includes(req.method) && !scopes.includes('write')) {
+        throw new ForbiddenException('This personal access token has no "write" scope.');
+      }
+    }
+    const roles = this.reflector.getAllAndOverride<Role[] | undefined>(REQUIRED_ROLES, targets);
+    if (roles?.length && !roles.some((role) => principal.roles.includes(role))) {
+      throw new ForbiddenException(`This needs the ${roles.join(' or ')} role.`);
+    }
+    return true;
+  }
+
+  override handleRequest<TUser = Principal>(
+    err: unknown,
+    user: TUser | false,
+    _info: unknown,
+    context: ExecutionContext,
+  ): TUser {
+    if (err || !user) {
+      context
+        .switchToHttp()
+        .getResponse<Response>()
+        .setHeader('WWW-Authenticate', 'Bearer realm="labgate"');
+    }
+    if (err) {
+      throw err instanceof Error ? err : new UnauthorizedException('Authentication failed.');
+    }
+    if (!user) {
+      throw new UnauthorizedException(
+        'Sign in first: a session cookie (GET /api/v1/auth/login) or Authorization: Bearer <token>.',
+      );
+    }
+    return user;
+  }
+}

@@ -1,0 +1,26 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/postgresql';
+import type { Role } from '../common/principal';
+import { AppConfig } from '../config';
+import { EntitlementRule } from './entitlement-rule.entity';
+import { effectiveRoles } from './roles';
+
+@Injectable()
+export class RolesService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Rules are read at every check, so that an admin's change applies to the next request. */
+  async rolesFor(entitlements: string[]): Promise<Role[]> {
+    const rules = entitlements.length
+      ? await this.em.fork().find(EntitlementRule, {}, { fields: ['entitlement', 'match', 'role'] })
+      : [];
+    return effectiveRoles(entitlements, {
+      adminEntitlements: this.config.auth.adminEntitlements,
+      operatorEntitlements: this.config.auth.operatorEntitlements,
+      rules,
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import {
+  applyDecorators,
+  createParamDecorator,
+  ExecutionContext,
+  SetMetadata,
+} from '@nestjs/common';
+import { ApiExtension, ApiForbiddenResponse } from '@nestjs/swagger';
+import type { Principal, Role } from './principal';
+import { ProblemDto } from './problem';
+import { IS_PUBLIC } from './public.decorator';
+
+export { Public } from './public.decorator';
+export { IS_PUBLIC };
+
+export const REQUIRED_ROLES = 'labgate:roles';
+
+/**
+ * The caller needs one of these roles (admins pass every role check). Also shown in Swagger,
+ * so that the requirement is visible where the route is declared and where it is read.
+ */
+export const Roles = (...roles: Role[]) =>
+  applyDecorators(
+    SetMetadata(REQUIRED_ROLES, roles),
+    ApiExtension('x-roles', roles),
+    ApiForbiddenResponse({ type: ProblemDto, description: `Requires role ${roles.join(' or ')}.` }),
+  );
+
+export interface RequestWithPrincipal {
+  user?: Principal;
+}
+
+/** The authenticated caller (the global guard guarantees one on non-public routes). */
+export const CurrentPrincipal = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): Principal | undefined =>
+    ctx.switchToHttp().getRequest<RequestWithPrincipal>().user,
+);
+
+/** Where a request came from, for the audit log. */
+export interface RequestOrigin {
+  ip?: string;
+  requestId?: string;
+}
+
+export const Origin = createParamDecorator((_data: unknown, ctx: ExecutionContext) => {
+  const req = ctx.switchToHttp().getRequest<{ ip?: string; id?: string }>();
+  return { ip: req.ip, requestId: req.id } satisfies RequestOrigin;
+});
