@@ -149,3 +149,21 @@ describe('with no ADMIN_ENTITLEMENTS configured', () => {
     }
   });
 });
+
+describe('abuse of the login endpoints', () => {
+  it('is rate limited per client with a 429 problem', async () => {
+    const app = await startTestApp();
+    try {
+      const http = app.app.getHttpServer();
+      const statuses: number[] = [];
+      for (let i = 0; i < 32; i++) {
+        statuses.push((await request(http).get('/api/v1/auth/login')).status);
+      }
+      expect(statuses.slice(0, 30).every((s) => s === 302)).toBe(true);
+      const limited = await request(http).get('/api/v1/auth/login');
+      expectProblem(limited, 429);
+    } finally {
+      await app.close();
+    }
+  });
+});

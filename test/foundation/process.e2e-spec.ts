@@ -44,12 +44,20 @@ describe('the labgate process', () => {
       expect(proc.output).toMatch(/EMBEDDED PostgreSQL \(PGlite\)/);
       const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
       expect(ready.status).toBe(200);
+      // Credentials never reach the log, wherever the caller put them.
+      const secret = 'lgp_ThisMustNeverBeLogged0123456789abcdefghijk';
+      const denied = await fetch(`http://127.0.0.1:${port}/api/v1/me?token=${secret}`, {
+        headers: { Authorization: `Bearer ${secret}`, Cookie: `labgate_session=${secret}` },
+      });
+      expect(denied.status).toBe(401);
       const docs = await fetch(`http://127.0.0.1:${port}/docs-json`);
       expect(((await docs.json()) as { openapi: string }).openapi).toMatch(/^3\./);
       proc.child.kill('SIGTERM');
       const { code } = await proc.exited;
       expect(code).toBe(0);
       expect(proc.output).toMatch(/SIGTERM: shutting down/);
+      expect(proc.output).toMatch(/"url":"\/api\/v1\/me\?token=\[redacted\]"/);
+      expect(proc.output).not.toContain(secret);
     } finally {
       await proc.stop();
       await clearRedisPrefix(prefix);
