@@ -155,6 +155,7 @@ export async function createApi(
   app.disable('x-powered-by');
   const oidc = app.get(OidcClient).metadata;
   setupSwagger(app, {
+    publicUrl: config.publicUrl,
     authorizationUrl: oidc.authorization_endpoint ?? '',
     tokenUrl: oidc.token_endpoint ?? '',
     clientId: config.oidc.swaggerClientId,

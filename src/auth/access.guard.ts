@@ -8,10 +8,12 @@ import {
 import { Reflector } from '@nestjs/core';
 import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
 import type { Request, Response } from 'express';
-import { IS_PUBLIC, REQUIRED_ROLES } from '../common/auth.decorators';
+import { IS_PUBLIC, OPTIONAL_AUTH, REQUIRED_ROLES } from '../common/auth.decorators';
 import type { Principal, Role } from '../common/principal';
 
 const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'];
+
+const targetsOf = (context: ExecutionContext) => [context.getHandler(), context.getClass()];
 
 /**
  * The one global guard. Deny by default: a route is open only with `@Public()`; otherwise the
@@ -29,13 +31,16 @@ export class AccessGuard extends AuthGuard() {
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
+    const targets = targetsOf(context);
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
       return true;
     }
     await super.canActivate(context);
-    const req = context.switchToHttp().getRequest<Request & { user: Principal }>();
+    const req = context.switchToHttp().getRequest<Request & { user?: Principal }>();
     const principal = req.user;
+    if (!principal) {
+      return true; // @OptionalAuth() and no credentials: the route decides.
+    }
     if (principal.via === 'pat') {
       const scopes = principal.scopes ?? [];
       if (!READ_METHODS.includes(req.method) && !scopes.includes('write')) {
@@ -55,7 +60,8 @@ export class AccessGuard extends AuthGuard() {
     _info: unknown,
     context: ExecutionContext,
   ): TUser {
-    if (err || !user) {
+    const optional = this.reflector.getAllAndOverride<boolean>(OPTIONAL_AUTH, targetsOf(context));
+    if (err || (!user && !optional)) {
       context
         .switchToHttp()
         .getResponse<Response>()
@@ -63,6 +69,9 @@ export class AccessGuard extends AuthGuard() {
     }
     if (err) {
       throw err instanceof Error ? err : new UnauthorizedException('Authentication failed.');
+    }
+    if (!user && optional) {
+      return undefined as TUser;
     }
     if (!user) {
       throw new UnauthorizedException(

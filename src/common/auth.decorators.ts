@@ -13,6 +13,14 @@ export { Public } from './public.decorator';
 export { IS_PUBLIC };
 
 export const REQUIRED_ROLES = 'labgate:roles';
+export const OPTIONAL_AUTH = 'labgate:optional-auth';
+
+/**
+ * Credentials are read when present (bad ones are still a 401) but not required: the route
+ * decides itself, e.g. a job route that a ticket token alone may open.
+ */
+export const OptionalAuth = () =>
+  applyDecorators(SetMetadata(OPTIONAL_AUTH, true), ApiExtension('x-optional-auth', true));
 
 /**
  * The caller needs one of these roles (admins pass every role check). Also shown in Swagger,

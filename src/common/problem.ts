@@ -14,25 +14,25 @@ export class FieldError {
 
 /** RFC 9457 problem details, the body of every error labgate answers. */
 export class ProblemDto {
-  @ApiProperty({ example: 'about:blank' })
+  @ApiProperty({ example: 'about:blank', description: 'A URI naming the kind of problem.' })
   type: string;
 
-  @ApiProperty({ example: 'Bad Request' })
+  @ApiProperty({ description: 'The HTTP status phrase, or a short title of the problem.' })
   title: string;
 
-  @ApiProperty({ example: 400 })
+  @ApiProperty({ description: 'The HTTP status code.' })
   status: number;
 
-  @ApiPropertyOptional({ example: 'The request has 1 invalid field.' })
+  @ApiPropertyOptional({ description: 'What went wrong, in words a person can act on.' })
   detail?: string;
 
-  @ApiPropertyOptional({ example: '/api/v1/me/tokens' })
+  @ApiPropertyOptional({ description: 'The path of the request.' })
   instance?: string;
 
   @ApiPropertyOptional({ example: '5f0c6a3e-0c4b-4c1e-9d55-8a3c0e1f2b7a' })
   requestId?: string;
 
-  @ApiPropertyOptional({ type: [FieldError] })
+  @ApiPropertyOptional({ type: [FieldError], description: 'One entry per invalid field.' })
   errors?: FieldError[];
 }
 

@@ -2,6 +2,8 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 
 export interface SwaggerLogin {
+  /** The app's external URL: Swagger UI's OAuth2 redirect must be the registered one. */
+  publicUrl: string;
   authorizationUrl: string;
   tokenUrl: string;
   clientId: string;
@@ -69,6 +71,9 @@ export function setupSwagger(app: INestApplication, login: SwaggerLogin): OpenAP
     customSiteTitle: 'labgate API',
     swaggerOptions: {
       persistAuthorization: true,
+      // Without it Swagger UI derives the redirect from the page path, which differs between
+      // /docs and /docs/ and would not match the redirect URI registered at the provider.
+      oauth2RedirectUrl: `${login.publicUrl}/docs/oauth2-redirect.html`,
       initOAuth: {
         clientId: login.clientId,
         usePkceWithAuthorizationCodeGrant: true,
