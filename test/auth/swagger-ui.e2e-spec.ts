@@ -48,10 +48,15 @@ describe('Swagger UI at /docs', () => {
   it(
     'signs in with the institution provider (PKCE popup) and calls /api/v1/me as admin',
     async () => {
-      const openApi = await (await fetch(`${baseUrl}/docs-json`)).json();
+      const openApi = (await (await fetch(`${baseUrl}/docs-json`)).json()) as {
+        components: {
+          securitySchemes: {
+            oidc: { flows: { authorizationCode: { authorizationUrl: string; tokenUrl: string } } };
+          };
+        };
+      };
       const flow = openApi.components.securitySchemes.oidc.flows.authorizationCode;
-      const authorizationUrl = flow.authorizationUrl as string;
-      const tokenUrl = flow.tokenUrl as string;
+      const { authorizationUrl, tokenUrl } = flow;
       expect(authorizationUrl.startsWith(app!.idp.issuer)).toBe(true);
       expect(tokenUrl.startsWith(app!.idp.issuer)).toBe(true);
 
