@@ -52,6 +52,12 @@ export class AppConfig {
   readonly oidc: OidcConfig;
   readonly auth: AuthConfig;
   readonly varDir: string;
+  /** Absolute directory of the service manifests. */
+  readonly servicesDir: string;
+  /** Absolute root directory of the local-disk blob storage. */
+  readonly storageDir: string;
+  readonly maxPayloadFiles: number;
+  readonly maxPayloadBytes: number;
   readonly logLevel: LogLevel;
   readonly workerConcurrency: number;
   readonly bodyLimitBytes: number;

@@ -105,6 +105,32 @@ export const VARIABLES: readonly VariableSpec[] = [
     description: 'Jobs one worker process runs at a time.',
   },
   {
+    name: 'SERVICES_DIR',
+    kind: 'string',
+    default: './services',
+    description:
+      'Directory of the service manifests (*.yaml, searched recursively), loaded and validated at boot.',
+  },
+  {
+    name: 'STORAGE_DIR',
+    kind: 'string',
+    description: 'Directory of stored blobs: job inputs and results (default VAR_DIR/storage).',
+  },
+  {
+    name: 'MAX_PAYLOAD_FILES',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    default: '1000',
+    description: 'Most entries (files and directories) a tar.gz job payload may hold.',
+  },
+  {
+    name: 'MAX_PAYLOAD_BYTES',
+    kind: 'bytes',
+    default: '4gb',
+    description: 'Most bytes a tar.gz job payload may unpack to, all files together.',
+  },
+  {
     name: 'BODY_LIMIT',
     kind: 'bytes',
     default: '1mb',

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { AppConfig, LogLevel, NodeEnv, Role } from './app-config';
 import { VARIABLES, VariableSpec } from './config.schema';
@@ -167,6 +167,12 @@ export function loadConfig(
       devIdpPort: get<number>('DEV_IDP_PORT'),
     },
     varDir: resolve(get<string>('VAR_DIR')),
+    servicesDir: resolve(get<string>('SERVICES_DIR')),
+    storageDir: resolve(
+      get<string | undefined>('STORAGE_DIR') ?? join(get<string>('VAR_DIR'), 'storage'),
+    ),
+    maxPayloadFiles: get<number>('MAX_PAYLOAD_FILES'),
+    maxPayloadBytes: get<number>('MAX_PAYLOAD_BYTES'),
     logLevel: get<LogLevel>('LOG_LEVEL'),
     workerConcurrency: get<number>('WORKER_CONCURRENCY'),
     bodyLimitBytes: get<number>('BODY_LIMIT'),
