@@ -1,0 +1,160 @@
+import { Logger } from '@nestjs/common';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { assertBlobKey, assertBlobPrefix } from './blob-key';
+import { BlobStorage, BlobTooLargeError, StoredBlob } from './blob-storage';
+
+/** Temp files older than this were left by a crash, not by a write still in progress. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+const TEMP_DIR = '.tmp';
+
+/**
+ * Blobs as files under one root directory. Writes go to `<root>/.tmp/` (same filesystem, so the
+ * final `rename` is atomic): a reader sees the whole blob or nothing, and two writers of one key
+ * leave one of the two complete files, never a mix.
+ */
+export class LocalDiskStorage extends BlobStorage {
+  private readonly logger = new Logger(LocalDiskStorage.name);
+  private readonly tempDir: string;
+
+  constructor(private readonly root: string) {
+    super();
+    this.tempDir = join(root, TEMP_DIR);
+    mkdirSync(this.tempDir, { recursive: true });
+    this.removeStaleTempFiles();
+  }
+
+  async write(key: string, source: Readable, options?: { maxBytes?: number }): Promise<StoredBlob> {
+    assertBlobKey(key);
+    const maxBytes = options?.maxBytes;
+    const target = join(this.root, key);
+    const temp = join(this.tempDir, `${randomUUID()}.part`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        size += chunk.length;
+        if (maxBytes !== undefined && size > maxBytes) {
+          callback(new BlobTooLargeError(maxBytes));
+          return;
+        }
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+
+    try {
+      // `flush` fsyncs before close, so a rename never publishes data still in the page cache.
+      // pipeline destroys every stream on the first error (source error, abort, too large) and
+      // settles only once the file is closed, so the temp file can be removed right after.
+      await pipeline(source, meter, createWriteStream(temp, { flags: 'wx', flush: true }));
+      await mkdir(dirname(target), { recursive: true });
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    return { key, size, sha256: hash.digest('hex') };
+  }
+
+  /** `range.end` is inclusive, as in HTTP `Range` and `fs.createReadStream`. */
+  read(key: string, range?: { start: number; end?: number }): Readable {
+    assertBlobKey(key);
+    return createReadStream(
+      join(this.root, key),
+      range ? { start: range.start, end: range.end } : {},
+    );
+  }
+
+  async stat(key: string): Promise<{ size: number; modifiedAt: Date } | undefined> {
+    assertBlobKey(key);
+    try {
+      const info = await stat(join(this.root, key));
+      return info.isFile() ? { size: info.size, modifiedAt: info.mtime } : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  /** Like S3: every key that starts with `prefix` (`jobs/1/` or `jobs/1/out`); `''` lists all. */
+  async list(prefix: string): Promise<string[]> {
+    if (prefix !== '') {
+      assertBlobPrefix(prefix);
+    }
+    const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const keys: string[] = [];
+    await this.walk(join(this.root, base), keys);
+    return keys.filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  async delete(keyOrPrefix: string): Promise<void> {
+    assertBlobPrefix(keyOrPrefix);
+    const path = join(this.root, keyOrPrefix);
+    if (keyOrPrefix.endsWith('/')) {
+      await rm(path, { recursive: true, force: true });
+      return;
+    }
+    // A key naming a directory throws: removing a whole tree needs the explicit `prefix/`.
+    await rm(path, { force: true });
+  }
+
+  localPath(key: string): string {
+    assertBlobKey(key);
+    return join(this.root, key);
+  }
+
+  private async walk(dir: string, into: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        return;
+      }
+      throw err;
+    }
+    for (const entry of entries) {
+      // Dot names are never keys; at the root this skips the temp directory.
+      if (entry.name.startsWith('.')) {
+        continue;
+      }
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        await this.walk(path, into);
+      } else if (entry.isFile()) {
+        into.push(relative(this.root, path).split(sep).join('/'));
+      }
+    }
+  }
+
+  /** A crash mid-write leaves its temp file; an hour is far longer than any write in flight. */
+  private removeStaleTempFiles(): void {
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    for (const name of readdirSync(this.tempDir)) {
+      const path = join(this.tempDir, name);
+      try {
+        if (statSync(path).mtimeMs < cutoff) {
+          rmSync(path, { recursive: true, force: true });
+          this.logger.warn(`Removed stale temp file ${path} (left by an interrupted write)`);
+        }
+      } catch (err) {
+        this.logger.warn(`Could not remove stale temp file ${path}: ${(err as Error).message}`);
+      }
+    }
+  }
+}
