@@ -4,18 +4,23 @@
  */
 export enum QueueName {
   System = 'system',
+  Jobs = 'jobs',
 }
 
 export enum JobName {
   SystemPing = 'system.ping',
+  RunJob = 'jobs.run',
 }
 
 export interface JobPayloads {
   [JobName.SystemPing]: { requestedAt: string };
+  /** The Bull job id is the labgate job id, so that a job is never enqueued twice. */
+  [JobName.RunJob]: { jobId: string };
 }
 
 export interface JobResults {
   [JobName.SystemPing]: { pong: true; requestedAt: string; worker: string };
+  [JobName.RunJob]: void;
 }
 
 export type JobOf<N extends JobName> = JobPayloads[N];

@@ -1,0 +1,153 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsDate, IsEnum, IsOptional, IsString, Matches } from 'class-validator';
+import { PageQuery } from '../../common/pagination';
+import { JobState } from '../job-state';
+
+export class JobLinksDto {
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…' })
+  self: string;
+
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…/events' })
+  events: string;
+
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…/log' })
+  log: string;
+
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…/result' })
+  result: string;
+
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…/cancel' })
+  cancel: string;
+}
+
+export class SubmittedJobDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+
+  @ApiPropertyOptional({
+    description:
+      'The ticket: alone it opens this job (X-Job-Token header or ?token=). Shown only once.',
+    example: 'lgt_…',
+  })
+  token?: string;
+
+  @ApiProperty({ enum: JobState })
+  status: JobState;
+
+  @ApiProperty({ type: JobLinksDto })
+  links: JobLinksDto;
+}
+
+export class InputFileDto {
+  @ApiProperty()
+  input: string;
+
+  @ApiProperty()
+  filename: string;
+
+  @ApiProperty()
+  size: number;
+
+  @ApiProperty()
+  sha256: string;
+}
+
+export class JobResultDto {
+  @ApiProperty({ description: 'Bytes of the result tar.gz' })
+  size: number;
+
+  @ApiProperty()
+  sha256: string;
+
+  @ApiProperty({ example: '/api/v1/jobs/3f0c…/result' })
+  url: string;
+}
+
+export class JobDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+
+  @ApiProperty({ example: 'echo' })
+  service: string;
+
+  @ApiProperty({ example: '1.0.0' })
+  serviceVersion: string;
+
+  @ApiProperty({ enum: JobState })
+  status: JobState;
+
+  @ApiPropertyOptional({ description: 'Why it is in this state.' })
+  reason?: string;
+
+  @ApiProperty({ minimum: 0, maximum: 100 })
+  progress: number;
+
+  @ApiPropertyOptional()
+  progressMessage?: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { message: 'hi' } })
+  inputs: Record<string, unknown>;
+
+  @ApiProperty({ type: [InputFileDto] })
+  inputFiles: InputFileDto[];
+
+  @ApiProperty()
+  attempts: number;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { sum: 3 } })
+  metrics?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ type: JobResultDto })
+  result?: JobResultDto;
+
+  @ApiProperty()
+  createdAt: Date;
+
+  @ApiProperty()
+  updatedAt: Date;
+
+  @ApiPropertyOptional()
+  startedAt?: Date;
+
+  @ApiPropertyOptional()
+  finishedAt?: Date;
+
+  @ApiProperty({ type: JobLinksDto })
+  links: JobLinksDto;
+}
+
+export class JobPageDto {
+  @ApiProperty({ type: [JobDto] })
+  items: JobDto[];
+
+  @ApiPropertyOptional()
+  nextCursor?: string;
+}
+
+export class ListJobsQuery extends PageQuery {
+  @ApiPropertyOptional({ enum: JobState })
+  @IsOptional()
+  @IsEnum(JobState)
+  status?: JobState;
+
+  @ApiPropertyOptional({ example: 'echo' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'service must be a service key' })
+  service?: string;
+
+  @ApiPropertyOptional({ description: 'Only jobs created at or after (ISO 8601).' })
+  @IsOptional()
+  @Type(() => Date)
+  @IsDate({ message: 'since must be an ISO 8601 date-time' })
+  since?: Date;
+}
+
+export class SubmitJsonDto {
+  @ApiProperty({ example: 'float-add' })
+  service: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { a: 1, b: 2 } })
+  inputs?: Record<string, unknown>;
+}

@@ -1,0 +1,32 @@
+import { Entity, Index, PrimaryKey, Property } from '@mikro-orm/core';
+import { JobState } from './job-state';
+
+/**
+ * Every state change of a job, written in the transaction that makes it. Replayed to event
+ * streams, and read by notifications (the outbox) without reaching into the jobs module.
+ */
+@Entity({ tableName: 'job_event' })
+@Index({ properties: ['jobId', 'id'] })
+export class JobEvent {
+  @PrimaryKey({ type: 'bigint', autoincrement: true })
+  id!: string;
+
+  @Property({ type: 'uuid' })
+  jobId!: string;
+
+  @Property({ type: 'datetime', columnType: 'timestamptz' })
+  at: Date = new Date();
+
+  @Property({ type: 'text' })
+  state!: JobState;
+
+  @Property({ type: 'text', nullable: true })
+  previousState?: JobState;
+
+  @Property({ type: 'text', nullable: true })
+  reason?: string;
+
+  /** Who made the change: a user id, `worker:<host:pid>`, or `system`. */
+  @Property({ type: 'text' })
+  actor!: string;
+}

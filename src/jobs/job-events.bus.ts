@@ -1,0 +1,85 @@
+import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import Redis from 'ioredis';
+import { AppConfig } from '../config';
+import { JobState } from './job-state';
+
+export type JobUpdate =
+  | { type: 'state'; jobId: string; state: JobState; reason?: string; at: string }
+  | { type: 'progress'; jobId: string; progress: number; message?: string; at: string }
+  | { type: 'cancel'; jobId: string };
+
+/**
+ * Live job updates between processes over Redis pub/sub: workers publish state and progress,
+ * API processes forward them to event streams, and cancel requests reach whichever worker
+ * runs the job. PostgreSQL stays the truth; a missed message is recovered from it.
+ */
+@Injectable()
+export class JobEventsBus implements OnModuleDestroy {
+  private readonly logger = new Logger(JobEventsBus.name);
+  private publisher?: Redis;
+  private subscriber?: Redis;
+  private readonly listeners = new Map<string, Set<(update: JobUpdate) => void>>();
+
+  constructor(private readonly config: AppConfig) {}
+
+  private channel(jobId: string): string {
+    return `${this.config.redis.prefix}:job-updates:${jobId}`;
+  }
+
+  private connect(): { publisher: Redis; subscriber: Redis } {
+    if (!this.publisher || !this.subscriber) {
+      const url = this.config.redis.url!;
+      this.publisher = new Redis(url, { maxRetriesPerRequest: 2 });
+      this.subscriber = new Redis(url);
+      for (const client of [this.publisher, this.subscriber]) {
+        client.on('error', (err: Error) => this.logger.warn(`redis: ${err.message}`));
+      }
+      this.subscriber.on('message', (channel: string, message: string) => {
+        const jobId = channel.slice(channel.lastIndexOf(':') + 1);
+        let update: JobUpdate;
+        try {
+          update = JSON.parse(message) as JobUpdate;
+        } catch {
+          return;
+        }
+        for (const listener of this.listeners.get(jobId) ?? []) {
+          listener(update);
+        }
+      });
+    }
+    return { publisher: this.publisher, subscriber: this.subscriber };
+  }
+
+  /** Best effort: subscribers re-read PostgreSQL, so a lost message costs freshness only. */
+  async publish(update: JobUpdate): Promise<void> {
+    try {
+      await this.connect().publisher.publish(this.channel(update.jobId), JSON.stringify(update));
+    } catch (err) {
+      this.logger.warn(`could not publish a job update: ${(err as Error).message}`);
+    }
+  }
+
+  /** Calls `listener` with every update of the job until the returned function is called. */
+  async subscribe(jobId: string, listener: (update: JobUpdate) => void): Promise<() => void> {
+    const { subscriber } = this.connect();
+    let set = this.listeners.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(jobId, set);
+      await subscriber.subscribe(this.channel(jobId));
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(jobId) === set) {
+        this.listeners.delete(jobId);
+        subscriber.unsubscribe(this.channel(jobId)).catch(() => {});
+      }
+    };
+  }
+
+  onModuleDestroy(): void {
+    this.publisher?.disconnect();
+    this.subscriber?.disconnect();
+  }
+}

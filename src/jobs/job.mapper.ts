@@ -1,0 +1,49 @@
+import type { JobDto, JobLinksDto, SubmittedJobDto } from './dto/job.dto';
+import { JobState } from './job-state';
+import type { Job } from './job.entity';
+
+export function jobLinks(id: string): JobLinksDto {
+  const self = `/api/v1/jobs/${id}`;
+  return {
+    self,
+    events: `${self}/events`,
+    log: `${self}/log`,
+    result: `${self}/result`,
+    cancel: `${self}/cancel`,
+  };
+}
+
+export function toSubmittedDto(job: Job, token?: string): SubmittedJobDto {
+  return { id: job.id, token, status: job.state, links: jobLinks(job.id) };
+}
+
+export function toJobDto(job: Job): JobDto {
+  const links = jobLinks(job.id);
+  return {
+    id: job.id,
+    service: job.service,
+    serviceVersion: job.serviceVersion,
+    status: job.state,
+    reason: job.reason ?? undefined,
+    progress: job.progress,
+    progressMessage: job.progressMessage ?? undefined,
+    inputs: job.inputs,
+    inputFiles: job.inputFiles.map(({ input, filename, size, sha256 }) => ({
+      input,
+      filename,
+      size,
+      sha256,
+    })),
+    attempts: job.attempts,
+    metrics: job.metrics ?? undefined,
+    result:
+      job.state === JobState.Succeeded && job.resultSha256
+        ? { size: Number(job.resultSize), sha256: job.resultSha256, url: links.result }
+        : undefined,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    startedAt: job.startedAt ?? undefined,
+    finishedAt: job.finishedAt ?? undefined,
+    links,
+  };
+}

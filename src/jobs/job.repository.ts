@@ -1,0 +1,95 @@
+import { ConflictException } from '@nestjs/common';
+import { EntityManager, EntityRepository } from '@mikro-orm/postgresql';
+import { AuditEvent } from '../audit/audit-event.entity';
+import { JobEvent } from './job-event.entity';
+import { canTransition, JobState, statesBefore } from './job-state';
+import type { Job } from './job.entity';
+
+export type JobPatch = Partial<
+  Pick<
+    Job,
+    | 'progress'
+    | 'progressMessage'
+    | 'attempts'
+    | 'worker'
+    | 'metrics'
+    | 'resultSize'
+    | 'resultSha256'
+    | 'startedAt'
+    | 'finishedAt'
+  >
+>;
+
+export interface Transition {
+  to: JobState;
+  /** Only from these states (default: every state the lifecycle allows). */
+  from?: JobState[];
+  reason?: string;
+  /** A user id, `worker:<host:pid>`, or `system`. */
+  actor: string;
+  actorUserId?: string;
+  patch?: JobPatch;
+}
+
+export interface TransitionResult {
+  job: Job;
+  previous: JobState;
+  event: JobEvent;
+}
+
+export class JobRepository extends EntityRepository<Job> {
+  /**
+   * Moves a job to another state in one transaction: the row is locked, the move is checked
+   * against the lifecycle, the update is guarded by the state it saw (so two workers can never
+   * both move one job), and the job event (outbox) and audit row are written with it.
+   * Returns undefined when the job is not in an allowed state (someone else moved it first).
+   */
+  async transition(id: string, change: Transition): Promise<TransitionResult | undefined> {
+    const allowed = change.from ?? statesBefore(change.to);
+    return this.getEntityManager()
+      .fork()
+      .transactional(async (em: EntityManager) => {
+        const rows = await em
+          .getConnection()
+          .execute<Array<{ state: JobState }>>(
+            'select state from job where id = ? for update',
+            [id],
+            'all',
+            em.getTransactionContext(),
+          );
+        const previous = rows[0]?.state;
+        if (!previous || !allowed.includes(previous) || !canTransition(previous, change.to)) {
+          return undefined;
+        }
+        const now = new Date();
+        const updated = await em.nativeUpdate(
+          'Job',
+          { id, state: previous },
+          { ...change.patch, state: change.to, reason: change.reason ?? null, updatedAt: now },
+        );
+        if (updated !== 1) {
+          throw new ConflictException('The job changed while it was being updated.');
+        }
+        const event = em.create(JobEvent, {
+          jobId: id,
+          at: now,
+          state: change.to,
+          previousState: previous,
+          reason: change.reason,
+          actor: change.actor,
+        });
+        em.create(AuditEvent, {
+          at: now,
+          actorId: change.actorUserId,
+          actorKind: change.actorUserId ? 'user' : 'system',
+          action: `job.${change.to}`,
+          targetType: 'job',
+          targetId: id,
+          details: { from: previous, reason: change.reason, by: change.actor },
+        });
+        await em.flush();
+        const job = await em.findOneOrFail<Job>('Job', id, { refresh: true });
+        return { job, previous, event };
+      });
+  }
+}

@@ -1,0 +1,196 @@
+import {
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+  Sse,
+  StreamableFile,
+} from '@nestjs/common';
+import {
+  ApiBody,
+  ApiConflictResponse,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiHeader,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+  ApiBadRequestResponse,
+} from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import type { Observable } from 'rxjs';
+import { CurrentPrincipal, OptionalAuth, Origin, RequestOrigin } from '../common/auth.decorators';
+import type { UserPrincipal } from '../common/principal';
+import { ProblemDto } from '../common/problem';
+import { JobDto, JobPageDto, ListJobsQuery, SubmitJsonDto, SubmittedJobDto } from './dto/job.dto';
+import { JobFilesService } from './job-files.service';
+import { JobStreamService } from './job-stream.service';
+import { Viewer } from './job-viewer.decorator';
+import { JobsService, JobViewer } from './jobs.service';
+
+const TICKET_HEADER = { name: 'X-Job-Token', required: false, description: 'The job ticket' };
+const TICKET_QUERY = {
+  name: 'token',
+  required: false,
+  description: 'The job ticket (for EventSource)',
+};
+
+@ApiTags('jobs')
+@Controller('jobs')
+export class JobsController {
+  constructor(
+    private readonly jobs: JobsService,
+    private readonly files: JobFilesService,
+    private readonly stream: JobStreamService,
+  ) {}
+
+  @Post()
+  @ApiOperation({
+    summary: 'Submit a job',
+    description:
+      'multipart/form-data: a `service` field first, then one field per input (files as file ' +
+      'parts, streamed). Or application/json `{service, inputs}` for services without files.',
+  })
+  @ApiConsumes('multipart/form-data', 'application/json')
+  @ApiBody({ type: SubmitJsonDto })
+  @ApiCreatedResponse({ type: SubmittedJobDto })
+  @ApiBadRequestResponse({
+    type: ProblemDto,
+    description: 'Unknown, missing, extra or ill-typed inputs.',
+  })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'No such service (or not for you).' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto })
+  submit(
+    @CurrentPrincipal() principal: UserPrincipal,
+    @Req() req: Request,
+    @Origin() origin: RequestOrigin,
+  ): Promise<SubmittedJobDto> {
+    return this.jobs.submit(principal, req, origin);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Your jobs (admins: all), newest first' })
+  @ApiOkResponse({ type: JobPageDto })
+  list(
+    @CurrentPrincipal() principal: UserPrincipal,
+    @Query() query: ListJobsQuery,
+  ): Promise<JobPageDto> {
+    return this.jobs.list(principal, query);
+  }
+
+  @Get(':id')
+  @OptionalAuth()
+  @ApiOperation({ summary: 'A job: its owner, an admin, or anyone with its ticket' })
+  @ApiHeader(TICKET_HEADER)
+  @ApiQuery(TICKET_QUERY)
+  @ApiOkResponse({ type: JobDto })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  get(@Param('id', new ParseUUIDPipe()) id: string, @Viewer() viewer: JobViewer): Promise<JobDto> {
+    return this.jobs.get(id, viewer);
+  }
+
+  @Sse(':id/events')
+  @OptionalAuth()
+  @ApiOperation({
+    summary: 'Server-Sent Events: the current state, then every change and progress',
+  })
+  @ApiHeader(TICKET_HEADER)
+  @ApiQuery(TICKET_QUERY)
+  @ApiProduces('text/event-stream')
+  @ApiNotFoundResponse({ type: ProblemDto })
+  async events(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Viewer() viewer: JobViewer,
+  ): Promise<Observable<MessageEvent>> {
+    return this.stream.events(await this.jobs.visible(id, viewer));
+  }
+
+  @Get(':id/log')
+  @OptionalAuth()
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  @ApiOperation({ summary: 'The end of the job log (stdout and stderr)' })
+  @ApiQuery({ name: 'tail', required: false, description: 'Bytes from the end (default 65536)' })
+  @ApiHeader(TICKET_HEADER)
+  @ApiQuery(TICKET_QUERY)
+  @ApiProduces('text/plain')
+  @ApiNotFoundResponse({ type: ProblemDto })
+  async log(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Viewer() viewer: JobViewer,
+    @Query('tail') tail?: string,
+  ): Promise<StreamableFile> {
+    return this.files.log(await this.jobs.visible(id, viewer), tail);
+  }
+
+  @Get(':id/result')
+  @OptionalAuth()
+  @ApiOperation({ summary: 'The outputs as tar.gz (streamed, with ETag)' })
+  @ApiHeader(TICKET_HEADER)
+  @ApiQuery(TICKET_QUERY)
+  @ApiProduces('application/gzip')
+  @ApiOkResponse({ description: 'tar.gz of outputs/' })
+  @ApiConflictResponse({ type: ProblemDto, description: 'The job has not succeeded.' })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  async result(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Viewer() viewer: JobViewer,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile | undefined> {
+    return this.files.result(await this.jobs.visible(id, viewer), req, res);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @OptionalAuth()
+  @ApiOperation({ summary: 'Cancel a queued or running job (kills its processes)' })
+  @ApiHeader(TICKET_HEADER)
+  @ApiOkResponse({ type: JobDto })
+  @ApiConflictResponse({ type: ProblemDto, description: 'Already finished.' })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  cancel(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Viewer() viewer: JobViewer,
+  ): Promise<JobDto> {
+    return this.jobs.cancel(id, viewer);
+  }
+
+  @Post(':id/retry')
+  @HttpCode(200)
+  @OptionalAuth()
+  @ApiOperation({ summary: 'Run a failed job again' })
+  @ApiHeader(TICKET_HEADER)
+  @ApiOkResponse({ type: JobDto })
+  @ApiConflictResponse({ type: ProblemDto, description: 'Not failed.' })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  retry(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Viewer() viewer: JobViewer,
+  ): Promise<JobDto> {
+    return this.jobs.retry(id, viewer);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @OptionalAuth()
+  @ApiOperation({ summary: "Remove a finished job's files; it becomes expired" })
+  @ApiHeader(TICKET_HEADER)
+  @ApiNoContentResponse()
+  @ApiConflictResponse({ type: ProblemDto, description: 'Still queued or running.' })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  remove(@Param('id', new ParseUUIDPipe()) id: string, @Viewer() viewer: JobViewer): Promise<void> {
+    return this.jobs.remove(id, viewer);
+  }
+}

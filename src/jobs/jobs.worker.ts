@@ -1,0 +1,73 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/postgresql';
+import { CatalogService } from '../catalog/catalog.service';
+import { AppConfig } from '../config';
+import { JobName } from '../queue/queue.constants';
+import { JobExecutionService } from './job-execution.service';
+import { JobQueue } from './job-queue';
+import { JobState } from './job-state';
+import { Job } from './job.entity';
+
+const RECONCILE_EVERY_MS = 30_000;
+/** Younger queued jobs may still be on their way into Redis from the API. */
+const RECONCILE_GRACE_MS = 5_000;
+
+/**
+ * The worker side of the jobs queue. Concurrency comes from WORKER_CONCURRENCY (known only at
+ * boot, so the handler is registered here rather than with a static @Process decorator).
+ * The reconciler puts back every queued job Redis does not hold: after a flush or a restart
+ * of Redis nothing in PostgreSQL is lost.
+ */
+@Injectable()
+export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(JobsWorker.name);
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly queue: JobQueue,
+    private readonly execution: JobExecutionService,
+    private readonly em: EntityManager,
+    private readonly catalog: CatalogService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    void this.queue.queue.process(JobName.RunJob, this.config.workerConcurrency, (job) =>
+      this.execution.handle(job),
+    );
+    await this.reconcile();
+    this.timer = setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Enqueues every queued job that Redis does not hold; returns how many. */
+  async reconcile(): Promise<number> {
+    let restored = 0;
+    try {
+      const queued = await this.em
+        .fork()
+        .find(
+          Job,
+          { state: JobState.Queued, updatedAt: { $lt: new Date(Date.now() - RECONCILE_GRACE_MS) } },
+          { fields: ['id', 'service'], orderBy: { createdAt: 'asc' }, limit: 10_000 },
+        );
+      for (const job of queued) {
+        const manifest = this.catalog.manifest(job.service);
+        if (manifest && !(await this.queue.holds(job.id))) {
+          await this.queue.enqueue(job.id, manifest);
+          restored++;
+        }
+      }
+      if (restored > 0) {
+        this.logger.warn(`re-enqueued ${restored} queued job(s) that Redis did not hold`);
+      }
+    } catch (err) {
+      this.logger.warn(`reconcile failed: ${(err as Error).message}`);
+    }
+    return restored;
+  }
+}
