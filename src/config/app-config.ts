@@ -60,6 +60,7 @@ export class AppConfig {
   readonly maxPayloadBytes: number;
   readonly logLevel: LogLevel;
   readonly workerConcurrency: number;
+  readonly stalledJobCheckMs: number;
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
 

@@ -131,6 +131,15 @@ export const VARIABLES: readonly VariableSpec[] = [
     description: 'Most bytes a tar.gz job payload may unpack to, all files together.',
   },
   {
+    name: 'STALLED_JOB_CHECK_SECONDS',
+    kind: 'int',
+    min: 1,
+    max: 3600,
+    default: '30',
+    description:
+      'How often Bull looks for jobs whose worker died (a lost job is re-run after this long).',
+  },
+  {
     name: 'BODY_LIMIT',
     kind: 'bytes',
     default: '1mb',

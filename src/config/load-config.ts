@@ -175,6 +175,7 @@ export function loadConfig(
     maxPayloadBytes: get<number>('MAX_PAYLOAD_BYTES'),
     logLevel: get<LogLevel>('LOG_LEVEL'),
     workerConcurrency: get<number>('WORKER_CONCURRENCY'),
+    stalledJobCheckMs: get<number>('STALLED_JOB_CHECK_SECONDS') * 1000,
     bodyLimitBytes: get<number>('BODY_LIMIT'),
     shutdownTimeoutMs: get<number>('SHUTDOWN_TIMEOUT_SECONDS') * 1000,
   });

@@ -230,6 +230,20 @@ export class JobExecutionService {
     return undefined;
   }
 
+  /** Marks a job failed when Bull will not run it again (unless it is already final). */
+  async giveUp(jobId: string, why: string): Promise<void> {
+    const reason = /stalled/i.test(why)
+      ? 'its worker was lost more often than the retry policy allows'
+      : why;
+    await this.move(jobId, JobState.Failed, reason, { finishedAt: new Date() }, [
+      JobState.Queued,
+      JobState.Assigned,
+      JobState.Running,
+    ]).catch((err: Error) =>
+      this.logger.error(`job ${jobId}: could not mark failed: ${err.message}`),
+    );
+  }
+
   private async reportProgress(jobId: string, progress: number, message?: string) {
     try {
       await this.em

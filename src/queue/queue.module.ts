@@ -21,8 +21,9 @@ export class QueueModule {
           useFactory: (cfg: AppConfig) => ({
             url: cfg.redis.url,
             prefix: cfg.redis.prefix,
-            // Bull's own default; said here so that stalled-job recovery is a visible choice.
-            settings: { stalledInterval: 30_000, maxStalledCount: 1 },
+            // A job whose worker died is noticed after this long and re-run (once; the job's
+            // own retry policy decides beyond that).
+            settings: { stalledInterval: cfg.stalledJobCheckMs, maxStalledCount: 1 },
           }),
         }),
         BullModule.registerQueue({ name: QueueName.System }),
