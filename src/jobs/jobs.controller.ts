@@ -3,6 +3,7 @@ import {
   Delete,
   Get,
   Header,
+  Headers,
   HttpCode,
   Param,
   ParseUUIDPipe,
@@ -72,12 +73,23 @@ export class JobsController {
   })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such service (or not for you).' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Same key + same request within 24 h returns the first job; another request → 409.',
+  })
+  @ApiConflictResponse({
+    type: ProblemDto,
+    description: 'Idempotency-Key reused for another request.',
+  })
   submit(
     @CurrentPrincipal() principal: UserPrincipal,
     @Req() req: Request,
     @Origin() origin: RequestOrigin,
+    @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<SubmittedJobDto> {
-    return this.jobs.submit(principal, req, origin);
+    return this.jobs.submit(principal, req, origin, idempotencyKey);
   }
 
   @Get()

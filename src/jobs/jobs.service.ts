@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import {
   ConflictException,
   HttpStatus,
@@ -6,7 +7,7 @@ import {
   Logger,
   NotFoundException,
 } from '@nestjs/common';
-import { EntityManager } from '@mikro-orm/postgresql';
+import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import type { Request } from 'express';
 import { AuditService } from '../audit/audit.service';
 import { hashSecret, newSecret } from '../auth/secrets';
@@ -14,6 +15,7 @@ import { User } from '../auth/user.entity';
 import { CatalogService } from '../catalog/catalog.service';
 import { validateFieldValues } from '../catalog/input-validation';
 import type { RequestOrigin } from '../common/auth.decorators';
+import { AppConfig } from '../config';
 import { decodeCursor, encodeCursor } from '../common/pagination';
 import { hasRole, type Principal, type UserPrincipal } from '../common/principal';
 import { ProblemException, validationProblem } from '../common/problem';
@@ -28,6 +30,20 @@ import { toJobDto, toSubmittedDto } from './job.mapper';
 import { parseMultipartSubmission, ParsedSubmission } from './submission-parser';
 
 export const TICKET_PREFIX = 'lgt_';
+const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+/** What makes two submissions "the same request": service, values and file contents. */
+function requestHash(parsed: ParsedSubmission): string {
+  const fields = Object.fromEntries(
+    Object.entries(parsed.fields).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  const files = parsed.files
+    .map((f) => ({ input: f.input, filename: f.filename, sha256: f.sha256 }))
+    .sort((a, b) => a.input.localeCompare(b.input));
+  return createHash('sha256')
+    .update(JSON.stringify({ service: parsed.manifest.key, fields, files }))
+    .digest('hex');
+}
 
 /** Who may see a job: its owner, an admin, or whoever holds its ticket. */
 export interface JobViewer {
@@ -46,20 +62,39 @@ export class JobsService {
     private readonly queue: JobQueue,
     private readonly bus: JobEventsBus,
     private readonly audit: AuditService,
+    private readonly config: AppConfig,
   ) {}
 
   async submit(
     owner: UserPrincipal,
     req: Request,
     origin: RequestOrigin,
+    idempotencyKey?: string,
   ): Promise<SubmittedJobDto> {
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(idempotencyKey)) {
+      throw validationProblem([
+        {
+          field: 'Idempotency-Key',
+          message: 'Idempotency-Key must be 1-200 printable ASCII characters',
+        },
+      ]);
+    }
     const jobId = randomUUID();
     const resolveService = (key: string) => this.catalog.requireUsable(key, owner);
     let parsed: ParsedSubmission;
     if (req.is('multipart/form-data')) {
       parsed = await parseMultipartSubmission(
         req,
-        { jobId, storage: this.storage, resolveService },
+        {
+          jobId,
+          storage: this.storage,
+          resolveService,
+          scratchDir: join(this.config.varDir, 'tmp'),
+          payloadLimits: {
+            maxFiles: this.config.maxPayloadFiles,
+            maxBytes: this.config.maxPayloadBytes,
+          },
+        },
         { maxFields: 200, maxFiles: 50 },
       );
     } else {
@@ -78,11 +113,43 @@ export class JobsService {
       };
     }
     try {
-      return await this.create(owner, jobId, parsed, origin);
+      if (idempotencyKey !== undefined) {
+        const replay = await this.replayed(owner, idempotencyKey, parsed);
+        if (replay) {
+          await this.storage.delete(`jobs/${jobId}/`);
+          return replay;
+        }
+      }
+      return await this.create(owner, jobId, parsed, origin, idempotencyKey);
     } catch (err) {
       await this.storage.delete(`jobs/${jobId}/`);
       throw err;
     }
+  }
+
+  /**
+   * The first job submitted with this key in the last 24 h, if the request is the same; a 409
+   * if the key was used for a different request. Tickets are shown once: a replay answers
+   * without one (the owner's credentials open the job).
+   */
+  private async replayed(owner: UserPrincipal, key: string, parsed: ParsedSubmission) {
+    const previous = await this.em
+      .fork()
+      .findOne(Job, { owner: owner.userId, idempotencyKey: key }, { populate: ['requestHash'] });
+    if (!previous) {
+      return undefined;
+    }
+    if (Date.now() - previous.createdAt.getTime() > IDEMPOTENCY_TTL_MS) {
+      await this.em.fork().nativeUpdate(Job, previous.id, { idempotencyKey: null });
+      return undefined;
+    }
+    if (previous.requestHash !== requestHash(parsed)) {
+      throw new ProblemException(
+        HttpStatus.CONFLICT,
+        'This Idempotency-Key was already used for a different request; use a new key.',
+      );
+    }
+    return toSubmittedDto(previous);
   }
 
   private async create(
@@ -90,7 +157,8 @@ export class JobsService {
     jobId: string,
     parsed: ParsedSubmission,
     origin: RequestOrigin,
-  ) {
+    idempotencyKey?: string,
+  ): Promise<SubmittedJobDto> {
     const { manifest, fields, files } = parsed;
     const { values, errors } = validateFieldValues(
       manifest,
@@ -102,35 +170,49 @@ export class JobsService {
     }
     const fileValues = Object.fromEntries(files.map((f) => [f.input, f.path]));
     const token = newSecret(TICKET_PREFIX);
-    const job = await this.em.transactional((em) => {
-      const created = em.create(Job, {
-        id: jobId,
-        service: manifest.key,
-        serviceVersion: manifest.version,
-        owner: em.getReference(User, owner.userId),
-        state: JobState.Queued,
-        inputs: { ...values, ...fileValues },
-        inputFiles: files,
-        progress: 0,
-        attempts: 0,
-        tokenHash: hashSecret(token),
-        createdAt: new Date(),
-        updatedAt: new Date(),
+    let job: Job;
+    try {
+      job = await this.em.fork().transactional((em) => {
+        const created = em.create(Job, {
+          id: jobId,
+          service: manifest.key,
+          serviceVersion: manifest.version,
+          owner: em.getReference(User, owner.userId),
+          state: JobState.Queued,
+          inputs: { ...values, ...fileValues },
+          inputFiles: files,
+          progress: 0,
+          attempts: 0,
+          tokenHash: hashSecret(token),
+          idempotencyKey,
+          requestHash: idempotencyKey ? requestHash(parsed) : undefined,
+          createdAt: new Date(),
+          updatedAt: new Date(),
+        });
+        em.create(JobEvent, { jobId, state: JobState.Queued, actor: owner.userId, at: new Date() });
+        this.audit.record(
+          {
+            actor: owner,
+            action: 'job.submit',
+            targetType: 'job',
+            targetId: jobId,
+            origin,
+            details: { service: manifest.key },
+          },
+          em,
+        );
+        return created;
       });
-      em.create(JobEvent, { jobId, state: JobState.Queued, actor: owner.userId, at: new Date() });
-      this.audit.record(
-        {
-          actor: owner,
-          action: 'job.submit',
-          targetType: 'job',
-          targetId: jobId,
-          origin,
-          details: { service: manifest.key },
-        },
-        em,
-      );
-      return created;
-    });
+    } catch (err) {
+      // The same key submitted twice at once: the loser answers like a replay.
+      if (err instanceof UniqueConstraintViolationException && idempotencyKey) {
+        const replay = await this.replayed(owner, idempotencyKey, parsed);
+        if (replay) {
+          return replay;
+        }
+      }
+      throw err;
+    }
     try {
       await this.queue.enqueue(job.id, manifest);
     } catch (err) {

@@ -8,6 +8,8 @@ import type { InputSpec, ServiceManifest } from '../catalog/manifest';
 import { FieldError, ProblemException, validationProblem } from '../common/problem';
 import { BlobStorage, BlobTooLargeError } from '../storage/blob-storage';
 import type { StoredInputFile } from './job.entity';
+import { importPayload } from './payload-import';
+import type { PayloadLimits } from './payload/payload-unpacker';
 
 /** Enough of a file's start to check a medical image header (a gzip member holds more). */
 const HEAD_BYTES = 64 * 1024;
@@ -21,6 +23,9 @@ export interface ParsedSubmission {
 export interface SubmissionContext {
   jobId: string;
   storage: BlobStorage;
+  /** Where a `payload` archive is unpacked before its files go to storage. */
+  scratchDir: string;
+  payloadLimits: PayloadLimits;
   /** Resolves the service (404/409 problems for unknown, not entitled or disabled ones). */
   resolveService: (key: string) => Promise<ServiceManifest>;
 }
@@ -110,6 +115,20 @@ export async function parseMultipartSubmission(
           return;
         }
         const work = servicePromise.then(async (manifest) => {
+          if (name === 'payload') {
+            // Through a pass-through: a refused archive destroys it, not busboy's own stream.
+            const imported = await importPayload({
+              manifest,
+              source: stream.pipe(new PassThrough()),
+              jobId: ctx.jobId,
+              scratchDir: ctx.scratchDir,
+              limits: ctx.payloadLimits,
+              storage: ctx.storage,
+            });
+            Object.assign(fields, imported.fields);
+            files.push(...imported.files);
+            return;
+          }
           const spec = manifest.inputs.find((i) => i.name === name);
           if (!spec || (spec.type !== 'file' && spec.type !== 'volume')) {
             drain(stream);
