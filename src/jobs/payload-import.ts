@@ -50,7 +50,7 @@ export async function importPayload(options: {
       unpacked = await unpackPayload(options.source, dir, options.limits);
     } catch (err) {
       if (err instanceof PayloadError) {
-        throw new ProblemException(err.status as HttpStatus, err.message, {
+        throw new ProblemException(err.status, err.message, {
           type: 'urn:labgate:problem:payload',
           errors: [{ field: 'payload', message: err.message }],
         });

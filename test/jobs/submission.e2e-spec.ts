@@ -17,7 +17,7 @@ describe('job submission: TOMAAT payloads and idempotency', () => {
   beforeAll(async () => {
     app = await startTestApp({ SERVICES_DIR: testServicesDir(), ROLE: 'all' });
     await app.app.listen(0, '127.0.0.1');
-    http = app.app.getHttpServer() as Server;
+    http = app.app.getHttpServer();
     alice = bearer(
       await mintAccessToken(app, { sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }),
     );
