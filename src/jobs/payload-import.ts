@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HttpStatus } from '@nestjs/common';
 import { checkFileName, checkVolumeHeader } from '../catalog/input-validation';
 import type { ServiceManifest } from '../catalog/manifest';
 import { FieldError, ProblemException, validationProblem } from '../common/problem';
