@@ -7,19 +7,17 @@ import { EPHEMERAL_JOB, JobName, JobOf, QueueName } from '../queue/queue.constan
 /** Puts labgate jobs on the Bull queue: the Bull job id is the job id (no double enqueue). */
 @Injectable()
 export class JobQueue {
-  constructor(@InjectQueue(QueueName.Jobs) readonly queue: Queue<JobOf<JobName.RunJob>>) {}
+  // One queue, two job names (run, retention): payloads are typed per name where they are read.
+  constructor(@InjectQueue(QueueName.Jobs) readonly queue: Queue) {}
 
   async enqueue(jobId: string, manifest: Pick<ServiceManifest, 'retry'>): Promise<void> {
-    await this.queue.add(
-      JobName.RunJob,
-      { jobId },
-      {
-        ...EPHEMERAL_JOB,
-        jobId,
-        attempts: Math.max(1, manifest.retry.attempts),
-        backoff: { type: 'exponential', delay: manifest.retry.backoffSeconds * 1000 },
-      },
-    );
+    const payload: JobOf<JobName.RunJob> = { jobId };
+    await this.queue.add(JobName.RunJob, payload, {
+      ...EPHEMERAL_JOB,
+      jobId,
+      attempts: Math.max(1, manifest.retry.attempts),
+      backoff: { type: 'exponential', delay: manifest.retry.backoffSeconds * 1000 },
+    });
   }
 
   async holds(jobId: string): Promise<boolean> {

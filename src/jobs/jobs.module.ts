@@ -14,6 +14,7 @@ import { Job } from './job.entity';
 import { JobsController } from './jobs.controller';
 import { JobsService } from './jobs.service';
 import { JobsWorker } from './jobs.worker';
+import { RetentionService } from './retention.service';
 
 @Module({
   imports: [
@@ -34,7 +35,7 @@ export class JobsModule {
         JobEventsBus,
         JobFilesService,
         JobStreamService,
-        ...(config.runsWorker ? [JobExecutionService, JobsWorker] : []),
+        ...(config.runsWorker ? [JobExecutionService, RetentionService, JobsWorker] : []),
       ],
       exports: [JobsService, JobQueue],
     };

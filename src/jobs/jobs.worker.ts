@@ -2,13 +2,16 @@ import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@ne
 import { EntityManager } from '@mikro-orm/postgresql';
 import { CatalogService } from '../catalog/catalog.service';
 import { AppConfig } from '../config';
-import { JobName } from '../queue/queue.constants';
+import type { Job as BullJob } from 'bull';
+import { EPHEMERAL_JOB, JobName, JobOf } from '../queue/queue.constants';
 import { JobExecutionService } from './job-execution.service';
 import { JobQueue } from './job-queue';
 import { JobState } from './job-state';
 import { Job } from './job.entity';
+import { RetentionService } from './retention.service';
 
 const RECONCILE_EVERY_MS = 30_000;
+const RETENTION_EVERY_MS = 3600_000;
 /** Younger queued jobs may still be on their way into Redis from the API. */
 const RECONCILE_GRACE_MS = 5_000;
 
@@ -29,11 +32,23 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly execution: JobExecutionService,
     private readonly em: EntityManager,
     private readonly catalog: CatalogService,
+    private readonly retention: RetentionService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    void this.queue.queue.process(JobName.RunJob, this.config.workerConcurrency, (job) =>
-      this.execution.handle(job),
+    void this.queue.queue.process(
+      JobName.RunJob,
+      this.config.workerConcurrency,
+      (job: BullJob<JobOf<JobName.RunJob>>) => this.execution.handle(job),
+    );
+    void this.queue.queue.process(JobName.Retention, 1, async () => ({
+      expired: await this.retention.run(),
+    }));
+    // Repeatable jobs are keyed by their schedule: adding it at every boot keeps one.
+    await this.queue.queue.add(
+      JobName.Retention,
+      {},
+      { ...EPHEMERAL_JOB, repeat: { every: RETENTION_EVERY_MS } },
     );
     await this.reconcile();
     this.timer = setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS);

@@ -10,17 +10,20 @@ export enum QueueName {
 export enum JobName {
   SystemPing = 'system.ping',
   RunJob = 'jobs.run',
+  Retention = 'jobs.retention',
 }
 
 export interface JobPayloads {
   [JobName.SystemPing]: { requestedAt: string };
   /** The Bull job id is the labgate job id, so that a job is never enqueued twice. */
   [JobName.RunJob]: { jobId: string };
+  [JobName.Retention]: Record<string, never>;
 }
 
 export interface JobResults {
   [JobName.SystemPing]: { pong: true; requestedAt: string; worker: string };
   [JobName.RunJob]: void;
+  [JobName.Retention]: { expired: number };
 }
 
 export type JobOf<N extends JobName> = JobPayloads[N];

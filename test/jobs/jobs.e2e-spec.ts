@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import request from 'supertest';
+import { RetentionService } from '../../src/jobs/retention.service';
 import { bearer, mintAccessToken } from '../support/auth';
 import { baseUrl, followEvents, untar } from '../support/jobs';
 import { testServicesDir } from '../support/services.fixture';
@@ -265,6 +266,29 @@ describe('jobs: submit, run on a worker, observe, fetch the result', () => {
     const gone = await request(http).get(`/api/v1/jobs/${id}`).set(alice).expect(200);
     expect(gone.body.status).toBe('expired');
     expect(jobFiles(id)).toEqual([]);
+  });
+
+  it('expires finished jobs past their service retention: files removed, state expired', async () => {
+    const submitted = await request(http)
+      .post('/api/v1/jobs')
+      .set(alice)
+      .send({ service: 'float-add', inputs: { a: 1, b: 2 } })
+      .expect(201);
+    const id = submitted.body.id as string;
+    await events(id, alice);
+    expect(jobFiles(id).length).toBeGreaterThan(0);
+    const retention = app.app.get(RetentionService);
+    await retention.run();
+    expect((await request(http).get(`/api/v1/jobs/${id}`).set(alice)).body.status).toBe(
+      'succeeded',
+    );
+    const later = new Date(Date.now() + 400 * 24 * 3600_000); // past any example's retention
+    expect(await retention.run(later)).toBeGreaterThan(0);
+    const job = await request(http).get(`/api/v1/jobs/${id}`).set(alice).expect(200);
+    expect(job.body.status).toBe('expired');
+    expect(job.body.reason).toMatch(/retention/);
+    expect(jobFiles(id)).toEqual([]);
+    await request(http).get(`/api/v1/jobs/${id}/result`).set(alice).expect(409);
   });
 
   it('lists jobs newest first with keyset pagination', async () => {
