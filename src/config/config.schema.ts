@@ -137,7 +137,7 @@ export const VARIABLES: readonly VariableSpec[] = [
     max: 3600,
     default: '30',
     description:
-      'How often Bull looks for jobs whose worker died (a lost job is re-run after this long).',
+      'Lock period of a running job: a job whose worker died runs again after one to two periods.',
   },
   {
     name: 'BODY_LIMIT',

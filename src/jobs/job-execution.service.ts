@@ -140,6 +140,7 @@ export class JobExecutionService {
       workDir: workDir.root,
       logFile: workDir.logFile,
       signal: abort.signal,
+      onSpawn: (pid) => void workDir.recordProgram(pid).catch(() => {}),
       onProgress: (progress, message) => {
         if (Date.now() - lastProgressAt < PROGRESS_EVERY_MS && progress < 100) {
           return;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { CatalogService } from '../catalog/catalog.service';
@@ -9,6 +10,7 @@ import { JobQueue } from './job-queue';
 import { JobState } from './job-state';
 import { Job } from './job.entity';
 import { RetentionService } from './retention.service';
+import { killOrphans } from './work-dir';
 
 const RECONCILE_EVERY_MS = 30_000;
 const RETENTION_EVERY_MS = 3600_000;
@@ -35,7 +37,7 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly retention: RetentionService,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     void this.queue.queue.process(
       JobName.RunJob,
       this.config.workerConcurrency,
@@ -44,15 +46,29 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
     void this.queue.queue.process(JobName.Retention, 1, async () => ({
       expired: await this.retention.run(),
     }));
-    // Repeatable jobs are keyed by their schedule: adding it at every boot keeps one.
-    await this.queue.queue.add(
-      JobName.Retention,
-      {},
-      { ...EPHEMERAL_JOB, repeat: { every: RETENTION_EVERY_MS } },
-    );
-    await this.reconcile();
+    void killOrphans(join(this.config.varDir, 'work')).then((n) => {
+      if (n > 0) {
+        this.logger.warn(`ended ${n} program(s) left running by a worker that died`);
+      }
+    });
+    // Neither waits for Redis: a worker must boot (and keep retrying) while Redis is away.
+    void this.scheduleRetention();
+    void this.reconcile();
     this.timer = setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS);
     this.timer.unref();
+  }
+
+  /** Repeatable jobs are keyed by their schedule: adding it at every boot keeps exactly one. */
+  private async scheduleRetention(): Promise<void> {
+    try {
+      await this.queue.queue.add(
+        JobName.Retention,
+        {},
+        { ...EPHEMERAL_JOB, repeat: { every: RETENTION_EVERY_MS } },
+      );
+    } catch (err) {
+      this.logger.warn(`retention not scheduled: ${(err as Error).message}`);
+    }
   }
 
   onModuleDestroy(): void {

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,7 +22,41 @@ export class WorkDir {
     return join(this.root, 'job.log');
   }
 
+  private get pidFile(): string {
+    return join(this.root, '.labgate-pids');
+  }
+
+  /** Remembers who runs the program (worker pid, program's process group) for orphan cleanup. */
+  async recordProgram(programPid: number): Promise<void> {
+    await writeFile(this.pidFile, `${process.pid} ${programPid}\n`);
+  }
+
+  /**
+   * A worker killed with SIGKILL cannot stop its program (it runs in a process group of its
+   * own): whoever prepares the same work dir next, or a worker booting on this machine, ends it.
+   * Only when the worker that started it is gone: a live worker's program is left alone.
+   */
+  async killOrphan(): Promise<boolean> {
+    let content: string;
+    try {
+      content = await readFile(this.pidFile, 'utf8');
+    } catch {
+      return false;
+    }
+    const [workerPid, programPid] = content.trim().split(' ').map(Number);
+    if (!programPid || (workerPid !== process.pid && isAlive(workerPid))) {
+      return false;
+    }
+    try {
+      process.kill(-programPid, 'SIGKILL');
+      return true;
+    } catch {
+      return false; // already gone
+    }
+  }
+
   async prepare(job: Job, storage: BlobStorage): Promise<void> {
+    await this.killOrphan();
     await rm(this.root, { recursive: true, force: true });
     await mkdir(join(this.root, 'inputs'), { recursive: true });
     await mkdir(this.outputs, { recursive: true });
@@ -47,4 +81,24 @@ export class WorkDir {
   async remove(): Promise<void> {
     await rm(this.root, { recursive: true, force: true });
   }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** At worker boot: end the programs that dead workers on this machine left running. */
+export async function killOrphans(workRoot: string): Promise<number> {
+  let killed = 0;
+  for (const entry of await readdir(workRoot).catch(() => [] as string[])) {
+    if (await new WorkDir(join(workRoot, entry)).killOrphan()) {
+      killed++;
+    }
+  }
+  return killed;
 }

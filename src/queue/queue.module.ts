@@ -21,9 +21,15 @@ export class QueueModule {
           useFactory: (cfg: AppConfig) => ({
             url: cfg.redis.url,
             prefix: cfg.redis.prefix,
-            // A job whose worker died is noticed after this long and re-run (once; the job's
-            // own retry policy decides beyond that).
-            settings: { stalledInterval: cfg.stalledJobCheckMs, maxStalledCount: 1 },
+            // A worker holds a lock on its job, renewed at half its duration; once a dead
+            // worker's lock lapses, the next stalled check re-runs the job (once; the job's own
+            // retry policy decides beyond that). So a lost job runs again after 1-2 periods.
+            settings: {
+              lockDuration: cfg.stalledJobCheckMs,
+              lockRenewTime: cfg.stalledJobCheckMs / 2,
+              stalledInterval: cfg.stalledJobCheckMs,
+              maxStalledCount: 1,
+            },
           }),
         }),
         BullModule.registerQueue({ name: QueueName.System }),

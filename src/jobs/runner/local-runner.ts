@@ -18,6 +18,8 @@ export interface LocalRunOptions {
   onProgress?: (percent: number, message?: string) => void;
   /** Each chunk written to the log (for live tails), the truncation marker included. */
   onLog?: (chunk: string) => void;
+  /** The program's pid (also its process group id), as soon as it runs. */
+  onSpawn?: (pid: number) => void;
   /** Where whitelisted values come from (default process.env). */
   baseEnv?: NodeJS.ProcessEnv;
   /** Time between SIGTERM and SIGKILL to the group on timeout or cancel (default 5000). */
@@ -80,6 +82,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunResult
     return finish(spawnFailed(err, argv[0]));
   }
 
+  if (child.pid !== undefined) {
+    options.onSpawn?.(child.pid);
+  }
   const progress = new ProgressLines(options.onProgress);
   child.stdout?.on('data', (chunk: Buffer) => {
     log.write(chunk, 'stdout');
