@@ -6,7 +6,9 @@ import { JobState } from './job-state';
 export type JobUpdate =
   | { type: 'state'; jobId: string; state: JobState; reason?: string; at: string }
   | { type: 'progress'; jobId: string; progress: number; message?: string; at: string }
-  | { type: 'cancel'; jobId: string };
+  | { type: 'cancel'; jobId: string }
+  /** A piece of the job log; `offset` is its first byte's position in the log. */
+  | { type: 'log'; jobId: string; offset: number; chunk: string };
 
 /**
  * Live job updates between processes over Redis pub/sub: workers publish state and progress,

@@ -16,7 +16,7 @@ import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
 import type { JobPatch } from './job.repository';
 import { runLocal } from './runner/local-runner';
-import { WorkDir } from './work-dir';
+import { LogFlusher, WorkDir } from './work-dir';
 
 export const WORKER_ID = `worker:${hostname()}:${process.pid}`;
 const PROGRESS_EVERY_MS = 500;
@@ -134,6 +134,8 @@ export class JobExecutionService {
       abort.abort();
     }
     let lastProgressAt = 0;
+    let logOffset = 0;
+    const flusher = new LogFlusher(this.storage, `jobs/${job.id}/log.txt`, workDir.logFile);
     const result = await runLocal({
       run: manifest.run,
       serviceDir: manifest.dir,
@@ -141,6 +143,11 @@ export class JobExecutionService {
       logFile: workDir.logFile,
       signal: abort.signal,
       onSpawn: (pid) => void workDir.recordProgram(pid).catch(() => {}),
+      onLog: (chunk) => {
+        void this.bus.publish({ type: 'log', jobId: job.id, offset: logOffset, chunk });
+        logOffset += Buffer.byteLength(chunk);
+        flusher.changed();
+      },
       onProgress: (progress, message) => {
         if (Date.now() - lastProgressAt < PROGRESS_EVERY_MS && progress < 100) {
           return;
@@ -148,7 +155,10 @@ export class JobExecutionService {
         lastProgressAt = Date.now();
         void this.reportProgress(job.id, progress, message);
       },
-    }).finally(unsubscribe);
+    }).finally(() => {
+      unsubscribe();
+      flusher.stop();
+    });
     this.logger.debug(
       `job ${job.id}: ${result.outcome} (${result.reason ?? 'ok'}) in ${result.durationMs} ms`,
     );

@@ -134,6 +134,11 @@ export class JobsController {
   @Header('Content-Type', 'text/plain; charset=utf-8')
   @ApiOperation({ summary: 'The end of the job log (stdout and stderr)' })
   @ApiQuery({ name: 'tail', required: false, description: 'Bytes from the end (default 65536)' })
+  @ApiQuery({
+    name: 'follow',
+    required: false,
+    description: '1: the whole log, then stream new output until the job ends',
+  })
   @ApiHeader(TICKET_HEADER)
   @ApiQuery(TICKET_QUERY)
   @ApiProduces('text/plain')
@@ -142,8 +147,10 @@ export class JobsController {
     @Param('id', new ParseUUIDPipe()) id: string,
     @Viewer() viewer: JobViewer,
     @Query('tail') tail?: string,
+    @Query('follow') follow?: string,
   ): Promise<StreamableFile> {
-    return this.files.log(await this.jobs.visible(id, viewer), tail);
+    const job = await this.jobs.visible(id, viewer);
+    return follow === '1' || follow === 'true' ? this.files.follow(job) : this.files.log(job, tail);
   }
 
   @Get(':id/result')

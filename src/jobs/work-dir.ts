@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -101,4 +101,47 @@ export async function killOrphans(workRoot: string): Promise<number> {
     }
   }
   return killed;
+}
+
+/**
+ * Copies a running job's log to storage now and then (at most once a second), so that API
+ * processes on other machines can serve it while the job runs.
+ */
+export class LogFlusher {
+  private dirty = false;
+  private busy = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly storage: BlobStorage,
+    private readonly key: string,
+    private readonly file: string,
+    everyMs = 1000,
+  ) {
+    this.timer = setInterval(() => void this.flush(), everyMs);
+    this.timer.unref();
+  }
+
+  changed(): void {
+    this.dirty = true;
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.dirty || this.busy) {
+      return;
+    }
+    this.dirty = false;
+    this.busy = true;
+    try {
+      await this.storage.write(this.key, createReadStream(this.file));
+    } catch {
+      this.dirty = true; // next tick tries again; the final copy is made when the job ends
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

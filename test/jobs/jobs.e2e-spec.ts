@@ -237,6 +237,24 @@ describe('jobs: submit, run on a worker, observe, fetch the result', () => {
     await request(http).post(`/api/v1/jobs/${id}/cancel`).set(alice).expect(409);
   });
 
+  it('streams the log while the job runs with ?follow=1, each line once, until it ends', async () => {
+    const submitted = await request(http)
+      .post('/api/v1/jobs')
+      .set(alice)
+      .send({ service: 'ticker', inputs: {} })
+      .expect(201);
+    const res = await fetch(`${url}/api/v1/jobs/${submitted.body.id}/log?follow=1`, {
+      headers: alice,
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text(); // resolves when the server ends the stream: the job ended
+    expect(text.trim().split('\n')).toEqual(['tick 0', 'tick 1', 'tick 2', 'tick 3', 'tick 4']);
+    const job = await request(http).get(`/api/v1/jobs/${submitted.body.id}`).set(alice).expect(200);
+    expect(job.body.status).toBe('succeeded');
+    const tail = await request(http).get(`/api/v1/jobs/${submitted.body.id}/log?tail=7`).set(alice);
+    expect(tail.text).toBe('tick 4\n');
+  });
+
   it('fails a job that runs past its timeout', async () => {
     const submitted = await request(http)
       .post('/api/v1/jobs')

@@ -42,5 +42,17 @@ retry:
 retentionDays: 1
 `,
   );
+  writeFileSync(
+    join(dir, 'ticker.yaml'),
+    `key: ticker
+title: Ticker
+description: Prints five lines, one every 200 ms; for log streaming tests.
+version: 1.0.0
+inputs: []
+run:
+  command: [node, -e, "let i = 0; const t = setInterval(() => { console.log('tick ' + i); if (++i === 5) { clearInterval(t); } }, 200);"]
+retentionDays: 1
+`,
+  );
   return dir;
 }
