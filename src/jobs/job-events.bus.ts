@@ -32,7 +32,9 @@ export class JobEventsBus implements OnModuleDestroy {
     if (!this.publisher || !this.subscriber) {
       const url = this.config.redis.url!;
       this.publisher = new Redis(url, { maxRetriesPerRequest: 2 });
-      this.subscriber = new Redis(url);
+      // No ready check on the subscriber: its INFO can race a SUBSCRIBE queued while
+      // connecting ("Connection in subscriber mode…"), leaving the subscription hanging.
+      this.subscriber = new Redis(url, { enableReadyCheck: false });
       for (const client of [this.publisher, this.subscriber]) {
         client.on('error', (err: Error) => this.logger.warn(`redis: ${err.message}`));
       }
