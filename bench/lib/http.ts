@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export type Headers = Record<string, string>;
+
+export async function postJson<T = Record<string, unknown>>(
+  url: string,
+  body: unknown,
+  headers: Headers,
+  expect = 201,
+): Promise<T> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status !== expect) {
+    throw new Error(`POST ${url}: ${res.status} ${text}`);
+  }
+  return JSON.parse(text) as T;
+}
+
+export async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.ok) {
+        return;
+      }
+    } catch {
+      // not listening yet
+    }
+    if (!alive()) {
+      throw new Error(`the process serving ${url} exited`);
+    }
+    if (Date.now() > until) {
+      throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface SseEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Reads a job's Server-Sent Events, calling `onEvent` as each arrives (pings skipped), until
+ * the server ends the stream.
+ */
+export async function followEvents(
+  url: string,
+  headers: Headers,
+  onEvent: (event: SseEvent) => void,
+): Promise<void> {
+  const res = await fetch(url, { headers: { Accept: 'text/event-stream', ...headers } });
+  if (res.status !== 200 || !res.body) {
+    throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
+  }
+  let buffer = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (data && event !== 'ping') {
+        onEvent({ event, data: JSON.parse(data) as Record<string, unknown> });
+      }
+    }
+  }
+}
+
+/**
+ * POSTs a multipart/form-data body whose file part is streamed from disk: the preamble (text
+ * fields and the part header), the file, the closing boundary. Content-Length is exact, so
+ * the request is not chunked. Resolves with the status and the parsed JSON answer.
+ */
+export async function postMultipartFile(
+  url: string,
+  headers: Headers,
+  fields: Record<string, string>,
+  file: { field: string; path: string; contentType?: string },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const boundary = `----labgatebench${randomBytes(12).toString('hex')}`;
+  let preamble = '';
+  for (const [name, value] of Object.entries(fields)) {
+    preamble +=
+      `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n` + `${value}\r\n`;
+  }
+  preamble +=
+    `--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; ` +
+    `filename="${basename(file.path)}"\r\n` +
+    `Content-Type: ${file.contentType ?? 'application/octet-stream'}\r\n\r\n`;
+  const epilogue = `\r\n--${boundary}--\r\n`;
+  const head = Buffer.from(preamble);
+  const tail = Buffer.from(epilogue);
+  const length = head.length + statSync(file.path).size + tail.length;
+
+  async function* body() {
+    yield head;
+    for await (const chunk of createReadStream(file.path, { highWaterMark: 1024 * 1024 })) {
+      yield chunk as Buffer;
+    }
+    yield tail;
+  }
+
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: {
+          ...headers,
+          'Content-Type': `multipart/form-data; boundary=${boundary}`,
+          'Content-Length': String(length),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          try {
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(text) as Record<string, unknown>,
+            });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, body: { text } });
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    // The server may answer (and close) before the body is all sent, e.g. a 413: the answer wins.
+    pipeline(Readable.from(body()), req).catch(() => {});
+  });
+}
