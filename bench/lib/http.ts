@@ -47,40 +47,8 @@ export async function waitForHttp(url: string, timeoutMs: number, alive: () => b
   }
 }
 
-export interface SseEvent {
-  event: string;
-  data: Record<string, unknown>;
-}
-
-/**
- * Reads a job's Server-Sent Events, calling `onEvent` as each arrives (pings skipped), until
- * the server ends the stream.
- */
-export async function followEvents(
-  url: string,
-  headers: Headers,
-  onEvent: (event: SseEvent) => void,
-): Promise<void> {
-  const res = await fetch(url, { headers: { Accept: 'text/event-stream', ...headers } });
-  if (res.status !== 200 || !res.body) {
-    throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
-  }
-  let buffer = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (data && event !== 'ping') {
-        onEvent({ event, data: JSON.parse(data) as Record<string, unknown> });
-      }
-    }
-  }
-}
+/** The tests' event-stream reader, so that bench and tests parse SSE one way. */
+export { readEvents as followEvents, type SseEvent } from '../../test/support/jobs';
 
 /**
  * POSTs a multipart/form-data body whose file part is streamed from disk: the preamble (text

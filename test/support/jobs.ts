@@ -13,16 +13,19 @@ export function baseUrl(http: Server): string {
   return `http://127.0.0.1:${port}`;
 }
 
-/** Reads a job's event stream until the server ends it (final state); returns every event. */
-export async function followEvents(
+/**
+ * Reads a job's Server-Sent Events, calling `onEvent` as each arrives (pings skipped), until
+ * the server ends the stream (the job's final state).
+ */
+export async function readEvents(
   url: string,
   headers: Record<string, string>,
-): Promise<SseEvent[]> {
+  onEvent: (event: SseEvent) => void,
+): Promise<void> {
   const res = await fetch(url, { headers: { Accept: 'text/event-stream', ...headers } });
   if (res.status !== 200 || !res.body) {
-    throw new Error(`events: ${res.status} ${await res.text()}`);
+    throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
   }
-  const events: SseEvent[] = [];
   let buffer = '';
   const decoder = new TextDecoder();
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -34,10 +37,19 @@ export async function followEvents(
       const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
       const data = /^data: (.*)$/m.exec(block)?.[1];
       if (data && event !== 'ping') {
-        events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
+        onEvent({ event, data: JSON.parse(data) as Record<string, unknown> });
       }
     }
   }
+}
+
+/** Every event of a job's stream, once the server has ended it. */
+export async function followEvents(
+  url: string,
+  headers: Record<string, string>,
+): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  await readEvents(url, headers, (event) => events.push(event));
   return events;
 }
 
