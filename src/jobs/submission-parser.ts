@@ -212,7 +212,7 @@ async function storeFile(
 ): Promise<StoredInputFile> {
   const head = new HeadCapture();
   const key = `jobs/${ctx.jobId}/inputs/${spec.name}/${filename}`;
-  const source = stream.pipe(head).pipe(new PassThrough());
+  const source = stream.pipe(head);
   let stored;
   try {
     stored = await ctx.storage.write(key, source, { maxBytes: spec.maxBytes });
