@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,21 +201,34 @@ describe(LocalDiskStorage.name, () => {
     expect(existsSync(join(fresh, '.tmp'))).toBe(true);
   });
 
-  it('streams 300 MB without growing the process by more than 64 MB', async () => {
-    const total = 300 * 1024 * 1024;
-    const before = process.memoryUsage().rss;
-    let peak = before;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, process.memoryUsage().rss);
-    }, 20);
-    try {
-      const stored = await storage.write('large.bin', generated(total));
-      expect(stored.size).toBe(total);
-    } finally {
-      clearInterval(sampler);
-    }
-    peak = Math.max(peak, process.memoryUsage().rss);
+  it('reads a large source only as fast as the disk takes it (never buffered whole)', async () => {
+    // Memory use itself is measured in bench/submit.ts (RSS under a 1 GB upload); RSS in a
+    // jest worker depends on what else runs. What keeps it flat is backpressure: the source
+    // is never read far ahead of what reached the temp file, which this checks deterministically.
+    const total = 64 * 1024 * 1024;
+    const chunkSize = 1024 * 1024;
+    const chunk = Buffer.alloc(chunkSize, 'y');
+    let produced = 0;
+    let furthestAhead = 0;
+    const source = new Readable({
+      highWaterMark: chunkSize,
+      read() {
+        const [part] = readdirSync(join(root, '.tmp'));
+        const onDisk = part ? statSync(join(root, '.tmp', part)).size : 0;
+        furthestAhead = Math.max(furthestAhead, produced - onDisk);
+        if (produced >= total) {
+          this.push(null);
+          return;
+        }
+        produced += chunkSize;
+        this.push(chunk);
+      },
+    });
 
-    expect((peak - before) / 1024 / 1024).toBeLessThan(64);
-  }, 120_000);
+    const stored = await storage.write('large.bin', source);
+
+    expect(stored.size).toBe(total);
+    expect(furthestAhead).toBeGreaterThan(0);
+    expect(furthestAhead).toBeLessThanOrEqual(8 * chunkSize);
+  });
 });
