@@ -35,13 +35,14 @@ import Redis from 'ioredis';
 import { Client } from 'pg';
 import { createApi } from '../src/bootstrap';
 import { bearer, mintAccessToken } from '../test/support/auth';
-import { freePort, LabgateProcess } from '../test/support/labgate-process';
+import { freePort } from '../test/support/labgate-process';
 import { clearRedisPrefix } from '../test/support/redis';
 import { ensureServices, TEST_REDIS_URL } from '../test/support/services';
 import { createTestEnvironment, TestEnvironment } from '../test/support/test-app';
 import { BenchFlags, parseFlags, wants } from './lib/cli';
+import { startApiProcess } from './lib/api-process';
 import { Cleanup, inPool, sleep } from './lib/cleanup';
-import { followEvents, Headers, postJson, postMultipartFile, waitForHttp } from './lib/http';
+import { followEvents, Headers, postJson, postMultipartFile } from './lib/http';
 import { MiB, procStatusBytes, resetPeakRss, RssSampler, run } from './lib/proc';
 import {
   BenchReport,
@@ -429,33 +430,7 @@ async function uploadBench(flags: BenchFlags, cleanup: Cleanup, report: BenchRep
     env.dispose(),
   );
   log(`upload bench: ${describeEnvironment(env)}`);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const api = new LabgateProcess('main', {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'warn',
-    ROLE: 'api',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATABASE_URL: env.database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: env.config.redis.prefix,
-    VAR_DIR: env.varDir,
-    SERVICES_DIR: servicesDir,
-    OIDC_ISSUER: env.idp.issuer,
-    OIDC_CLIENT_SECRET: env.idp.clientSecret,
-    DEV_IDP_PORT: '0',
-  });
-  cleanup.add('API child process', async () => {
-    // SIGTERM lets it finish in-flight requests; an upload cut short by Ctrl-C may not end.
-    const kill = setTimeout(() => api.child.kill('SIGKILL'), 5000);
-    await api.stop().finally(() => clearTimeout(kill));
-  });
-  let alive = true;
-  void api.exited.then(() => (alive = false));
-  await waitForHttp(`${url}/health/live`, 120_000, () => alive).catch((err: Error) => {
-    throw new Error(`${err.message}\n${api.output}`);
-  });
+  const { api, url } = await startApiProcess(env, servicesDir, cleanup);
   const pid = api.child.pid!;
   const auth = bearer(
     await mintAccessToken(env, { sub: 'bench', exp: Math.floor(Date.now() / 1000) + 3600 }),

@@ -5,9 +5,13 @@ import { CatalogModule } from './catalog/catalog.module';
 import { LoggingModule } from './common/logging.module';
 import { AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database/database.module';
+import { DevicesModule } from './devices/devices.module';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
+import { NotificationsModule } from './notifications/notifications.module';
+import { OutboxModule } from './outbox/outbox.module';
 import { QueueModule } from './queue/queue.module';
+import { ResultsModule } from './results/results.module';
 import { StorageModule } from './storage/storage.module';
 
 @Module({})
@@ -21,10 +25,14 @@ export class AppModule {
         DatabaseModule,
         QueueModule.forRoot(config),
         AuditModule,
+        OutboxModule,
         AuthModule.forRoot(),
         StorageModule,
         CatalogModule,
+        DevicesModule,
         JobsModule.forRoot(config),
+        ResultsModule.forRoot(config),
+        NotificationsModule.forRoot(config),
         HealthModule,
       ],
     };

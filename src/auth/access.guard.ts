@@ -8,7 +8,12 @@ import {
 import { Reflector } from '@nestjs/core';
 import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
 import type { Request, Response } from 'express';
-import { IS_PUBLIC, OPTIONAL_AUTH, REQUIRED_ROLES } from '../common/auth.decorators';
+import {
+  IS_DEVICE_ROUTE,
+  IS_PUBLIC,
+  OPTIONAL_AUTH,
+  REQUIRED_ROLES,
+} from '../common/auth.decorators';
 import type { Principal, Role } from '../common/principal';
 
 const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'];
@@ -32,7 +37,11 @@ export class AccessGuard extends AuthGuard() {
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = targetsOf(context);
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
+    if (
+      this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ||
+      // Agent routes take device tokens only; their own guard (devices module) checks them.
+      this.reflector.getAllAndOverride<boolean>(IS_DEVICE_ROUTE, targets)
+    ) {
       return true;
     }
     await super.canActivate(context);
@@ -40,6 +49,9 @@ export class AccessGuard extends AuthGuard() {
     const principal = req.user;
     if (!principal) {
       return true; // @OptionalAuth() and no credentials: the route decides.
+    }
+    if (principal.kind !== 'user') {
+      throw new ForbiddenException('Device tokens are accepted on /api/v1/agent routes only.');
     }
     if (principal.via === 'pat') {
       const scopes = principal.scopes ?? [];

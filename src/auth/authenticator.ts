@@ -14,6 +14,8 @@ import { PAT_PREFIX, TokensService } from './tokens.service';
 import { IdentityClaims } from './user.repository';
 import { User } from './user.entity';
 
+/** Device tokens are checked by the devices module on agent routes, never here. */
+const DEVICE_TOKEN_PREFIX = 'lgd_';
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 const USERINFO_CACHE_MS = 5 * 60_000;
 
@@ -83,6 +85,11 @@ export class Authenticator {
   }
 
   private async fromBearer(token: string): Promise<UserPrincipal> {
+    if (token.startsWith(DEVICE_TOKEN_PREFIX)) {
+      throw new UnauthorizedException(
+        'Device tokens (lgd_…) are accepted on /api/v1/agent routes only; sign in as a user.',
+      );
+    }
     if (token.startsWith(PAT_PREFIX)) {
       const pat = await this.tokens.find(token);
       if (!pat) {

@@ -19,7 +19,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { CurrentPrincipal, Origin, RequestOrigin, Roles } from '../common/auth.decorators';
-import type { Principal } from '../common/principal';
+import type { UserPrincipal as Principal } from '../common/principal';
 import { ProblemDto } from '../common/problem';
 import { CreateEntitlementRuleDto, EntitlementRuleDto } from './dto/entitlement-rule.dto';
 import { EntitlementRulesService } from './entitlement-rules.service';

@@ -2,7 +2,7 @@ import { ConflictException, Injectable, NotFoundException } from '@nestjs/common
 import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { AuditService } from '../audit/audit.service';
 import type { RequestOrigin } from '../common/auth.decorators';
-import type { Principal } from '../common/principal';
+import type { UserPrincipal as Principal } from '../common/principal';
 import { CreateEntitlementRuleDto, EntitlementRuleDto } from './dto/entitlement-rule.dto';
 import { EntitlementRule } from './entitlement-rule.entity';
 

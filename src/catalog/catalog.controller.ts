@@ -9,7 +9,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { CurrentPrincipal, Origin, RequestOrigin, Roles } from '../common/auth.decorators';
-import type { Principal } from '../common/principal';
+import type { UserPrincipal as Principal } from '../common/principal';
 import { ProblemDto } from '../common/problem';
 import { CatalogService } from './catalog.service';
 import { ServiceDto, UpdateServiceDto } from './dto/service.dto';
@@ -41,7 +41,9 @@ export class CatalogController {
 
   @Patch(':key')
   @Roles('admin')
-  @ApiOperation({ summary: 'Enable or disable a service (audited)' })
+  @ApiOperation({
+    summary: "Enable or disable a service, or set its jobs' priority (audited)",
+  })
   @ApiParam({ name: 'key', example: 'float-add' })
   @ApiOkResponse({ type: ServiceDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid body, with field errors.' })
@@ -52,6 +54,6 @@ export class CatalogController {
     @Body() dto: UpdateServiceDto,
     @Origin() origin: RequestOrigin,
   ): Promise<ServiceDto> {
-    return this.catalog.setEnabled(key, dto.enabled, actor, origin);
+    return this.catalog.update(key, dto, actor, origin);
   }
 }

@@ -2,7 +2,7 @@ import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { AuditService } from '../audit/audit.service';
 import type { RequestOrigin } from '../common/auth.decorators';
-import { hasRole, type Principal } from '../common/principal';
+import { hasRole, type UserPrincipal as Principal } from '../common/principal';
 import { ProblemException } from '../common/problem';
 import { ServiceDto, toServiceDto } from './dto/service.dto';
 import type { ServiceManifest } from './manifest';
@@ -67,41 +67,62 @@ export class CatalogService {
 
   /** Services the caller is entitled to, disabled ones included (with `enabled: false`). */
   async list(principal: Principal): Promise<ServiceDto[]> {
-    const disabled = await this.states().disabledKeys();
+    const states = new Map((await this.states().findAll()).map((s) => [s.key, s]));
     return this.manifests
       .filter((m) => this.isEntitled(m, principal))
-      .map((m) => toServiceDto(m, !disabled.has(m.key)));
+      .map((m) => {
+        const state = states.get(m.key);
+        return toServiceDto(m, state?.enabled ?? true, state?.priority);
+      });
   }
 
   async get(key: string, principal: Principal): Promise<ServiceDto> {
     const manifest = this.visible(key, principal);
-    return toServiceDto(manifest, await this.states().isEnabled(key));
+    const state = await this.states().current(key);
+    return toServiceDto(manifest, state.enabled, state.priority);
   }
 
-  async setEnabled(
+  /** The priority of a service's new jobs: an admin's override, else the manifest's. */
+  async priorityOf(manifest: ServiceManifest, em: EntityManager = this.em): Promise<number> {
+    const state = await em.getRepository(ServiceState).current(manifest.key);
+    return state.priority ?? manifest.priority;
+  }
+
+  /** Enables or disables a service, or sets its jobs' priority; each change audited. */
+  async update(
     key: string,
-    enabled: boolean,
+    change: { enabled?: boolean; priority?: number | null },
     actor: Principal,
     origin: RequestOrigin,
   ): Promise<ServiceDto> {
     const manifest = this.visible(key, actor);
-    await this.em.transactional(async (em) => {
+    const after = await this.em.transactional(async (em) => {
       const repository = em.getRepository(ServiceState);
-      const before = await repository.isEnabled(key);
-      await repository.setEnabled(key, enabled, actor.userId);
-      this.audit.record(
-        {
-          actor,
-          action: enabled ? 'service.enable' : 'service.disable',
-          targetType: 'service',
-          targetId: key,
-          origin,
-          details: { before, after: enabled },
-        },
-        em,
-      );
+      // Copied: the upsert below updates the managed entity in place.
+      const { enabled, priority } = await repository.current(key);
+      const before = { enabled, priority };
+      const next = {
+        enabled: change.enabled ?? before.enabled,
+        priority: change.priority === undefined ? before.priority : change.priority,
+      };
+      await repository.set(key, next, actor.userId);
+      const record = (action: string, details: Record<string, unknown>) =>
+        this.audit.record(
+          { actor, action, targetType: 'service', targetId: key, origin, details },
+          em,
+        );
+      if (change.enabled !== undefined) {
+        record(change.enabled ? 'service.enable' : 'service.disable', {
+          before: before.enabled,
+          after: change.enabled,
+        });
+      }
+      if (change.priority !== undefined) {
+        record('service.priority', { before: before.priority ?? null, after: change.priority });
+      }
+      return next;
     });
-    return toServiceDto(manifest, enabled);
+    return toServiceDto(manifest, after.enabled, after.priority);
   }
 
   private visible(key: string, principal: Principal): ServiceManifest {

@@ -15,6 +15,7 @@ function service(inputs: InputSpec[], overrides: Partial<ServiceManifest> = {}):
     run: { command: ['true'], env: [], timeoutSeconds: 60, maxOutputBytes: 1024 },
     retry: { attempts: 1, backoffSeconds: 10 },
     retentionDays: 30,
+    priority: 0,
     dir: '/srv',
     file: '/srv/svc.yaml',
     ...overrides,

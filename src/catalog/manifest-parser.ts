@@ -27,6 +27,8 @@ const TOP_KEYS = [
   'requiredEntitlement',
   'retentionDays',
   'maxConcurrentJobs',
+  'maxRunningPerUser',
+  'priority',
 ];
 const RUN_KEYS = ['command', 'env', 'timeoutSeconds', 'maxOutputBytes'];
 const RETRY_KEYS = ['attempts', 'backoffSeconds'];
@@ -60,6 +62,8 @@ export function parseManifest(
   const requiredEntitlement = top.string('requiredEntitlement');
   const retentionDays = top.number('retentionDays', { integer: true, min: 1 });
   const maxConcurrentJobs = top.number('maxConcurrentJobs', { integer: true, min: 1 });
+  const maxRunningPerUser = top.number('maxRunningPerUser', { integer: true, min: 1 });
+  const priority = top.number('priority', { integer: true, min: -1000, max: 1000 });
   const resultSchema = parseResultSchema(raw.resultSchema, problems);
 
   if (problems.list.length > 0 || !key || !title || !version || !inputs || !run || !retry) {
@@ -74,6 +78,7 @@ export function parseManifest(
     run,
     retry,
     retentionDays: retentionDays ?? DEFAULTS.retentionDays,
+    priority: priority ?? 0,
     dir: dirname(file),
     file,
   };
@@ -85,6 +90,9 @@ export function parseManifest(
   }
   if (maxConcurrentJobs) {
     manifest.maxConcurrentJobs = maxConcurrentJobs;
+  }
+  if (maxRunningPerUser) {
+    manifest.maxRunningPerUser = maxRunningPerUser;
   }
   return { manifest, problems: [] };
 }

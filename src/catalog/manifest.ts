@@ -62,7 +62,12 @@ export interface ServiceManifest {
   retry: RetryPolicy;
   requiredEntitlement?: string;
   retentionDays: number;
+  /** Most jobs of this service running at once, over all users and devices. */
   maxConcurrentJobs?: number;
+  /** Most jobs of this service one user may have assigned or running at once. */
+  maxRunningPerUser?: number;
+  /** Default priority of its jobs (higher first, among one user's waiting jobs). */
+  priority: number;
   /** Absolute folder of the manifest file (for `{serviceDir}`). */
   dir: string;
   /** Absolute path of the manifest file, for messages. */

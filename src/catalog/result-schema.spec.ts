@@ -13,6 +13,7 @@ function service(resultSchema?: Record<string, unknown>): ServiceManifest {
     run: { command: ['true'], env: [], timeoutSeconds: 60, maxOutputBytes: 1024 },
     retry: { attempts: 1, backoffSeconds: 10 },
     retentionDays: 30,
+    priority: 0,
     dir: '/srv',
     file: '/srv/svc.yaml',
   };

@@ -16,6 +16,10 @@ export class ServiceState {
   @Property({ type: 'boolean' })
   enabled: boolean = true;
 
+  /** Overrides the manifest's `priority` for new jobs (null: the manifest's). */
+  @Property({ type: 'integer', nullable: true })
+  priority?: number | null;
+
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   updatedAt: Date = new Date();
 

@@ -13,11 +13,20 @@ export class ServiceStateRepository extends EntityRepository<ServiceState> {
     return row?.enabled ?? true;
   }
 
+  async current(key: string): Promise<{ enabled: boolean; priority?: number | null }> {
+    return (await this.findOne({ key })) ?? { enabled: true };
+  }
+
   /** Sets the state in one statement, so that two admins at once cannot collide on insert. */
-  async setEnabled(key: string, enabled: boolean, updatedBy?: string): Promise<ServiceState> {
+  async set(
+    key: string,
+    state: { enabled: boolean; priority?: number | null },
+    updatedBy?: string,
+  ): Promise<ServiceState> {
     return this.getEntityManager().upsert(ServiceState, {
       key,
-      enabled,
+      enabled: state.enabled,
+      priority: state.priority ?? null,
       updatedAt: new Date(),
       updatedBy,
     });

@@ -5,12 +5,12 @@ import {
   SetMetadata,
 } from '@nestjs/common';
 import { ApiExtension, ApiForbiddenResponse } from '@nestjs/swagger';
-import type { Principal, Role } from './principal';
+import type { DevicePrincipal, Principal, Role, UserPrincipal } from './principal';
 import { ProblemDto } from './problem';
-import { IS_PUBLIC } from './public.decorator';
+import { IS_DEVICE_ROUTE, IS_PUBLIC } from './public.decorator';
 
-export { Public } from './public.decorator';
-export { IS_PUBLIC };
+export { DeviceRoute, Public } from './public.decorator';
+export { IS_DEVICE_ROUTE, IS_PUBLIC };
 
 export const REQUIRED_ROLES = 'labgate:roles';
 export const OPTIONAL_AUTH = 'labgate:optional-auth';
@@ -32,6 +32,15 @@ export const Roles = (...roles: Role[]) =>
     ApiExtension('x-roles', roles),
     ApiForbiddenResponse({ type: ProblemDto, description: `Requires role ${roles.join(' or ')}.` }),
   );
+
+/** The calling device, on a `@DeviceAuth()` route. */
+export const CurrentDevice = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): DevicePrincipal =>
+    ctx.switchToHttp().getRequest<{ user: DevicePrincipal }>().user,
+);
+
+/** The signed-in user (routes that take user credentials only). */
+export type { UserPrincipal };
 
 export interface RequestWithPrincipal {
   user?: Principal;

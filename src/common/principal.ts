@@ -24,7 +24,14 @@ export interface UserPrincipal {
   tokenId?: string;
 }
 
-export type Principal = UserPrincipal;
+/** A registered device calling with its device token (`lgd_…`), on agent routes only. */
+export interface DevicePrincipal {
+  kind: 'device';
+  deviceId: string;
+  name: string;
+}
+
+export type Principal = UserPrincipal | DevicePrincipal;
 
 export function hasRole(principal: Principal | undefined, role: Role): boolean {
   return principal?.kind === 'user' && principal.roles.includes(role);

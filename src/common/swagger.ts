@@ -23,7 +23,9 @@ function applySecurity(document: OpenAPIObject): void {
       }
       operation.security = operation['x-public']
         ? []
-        : [{ oidc: [] }, { bearer: [] }, { session: [] }];
+        : operation['x-device']
+          ? [{ device: [] }]
+          : [{ oidc: [] }, { bearer: [] }, { session: [] }];
     }
   }
 }
@@ -55,6 +57,10 @@ export function buildOpenApiDocument(app: INestApplication, login: SwaggerLogin)
     .addBearerAuth(
       { type: 'http', scheme: 'bearer', description: 'OIDC access token or lgp_… token' },
       'bearer',
+    )
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', description: 'Device token (lgd_…), agent routes only' },
+      'device',
     )
     .addCookieAuth('labgate_session', { type: 'apiKey', in: 'cookie' }, 'session')
     .build();

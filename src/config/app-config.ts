@@ -32,6 +32,12 @@ export interface AuthConfig {
   devIdpPort: number;
 }
 
+export interface MailConfig {
+  /** Unset: development writes .eml files under VAR_DIR/mail instead of sending. */
+  smtpUrl?: string;
+  from: string;
+}
+
 export interface RedisConfig {
   url?: string;
   prefix: string;
@@ -61,6 +67,14 @@ export class AppConfig {
   readonly logLevel: LogLevel;
   readonly workerConcurrency: number;
   readonly stalledJobCheckMs: number;
+  readonly deviceDownAfterMs: number;
+  /** 0: no cap. */
+  readonly maxRunningPerUser: number;
+  /** Workers create the `local` device when none with runner local exists. */
+  readonly localDevice: boolean;
+  readonly mail: MailConfig;
+  /** Webhooks may target loopback and private addresses (tests, closed networks). */
+  readonly webhookAllowPrivate: boolean;
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
 

@@ -131,6 +131,31 @@ export const VARIABLES: readonly VariableSpec[] = [
     description: 'Most bytes a tar.gz job payload may unpack to, all files together.',
   },
   {
+    name: 'DEVICE_DOWN_AFTER_SECONDS',
+    kind: 'int',
+    min: 2,
+    max: 86400,
+    default: '60',
+    description:
+      'A device with no heartbeat for this long is DOWN; its assigned and claimed jobs go back to the queue.',
+  },
+  {
+    name: 'MAX_RUNNING_PER_USER',
+    kind: 'int',
+    min: 0,
+    max: 100000,
+    default: '0',
+    description:
+      'Most jobs one user may have assigned or running at once, over all services (0: no cap).',
+  },
+  {
+    name: 'LOCAL_DEVICE',
+    kind: 'bool',
+    default: 'true',
+    description:
+      'A worker creates a device "local" (runner local, every service, WORKER_CONCURRENCY slots) when no local device exists.',
+  },
+  {
     name: 'STALLED_JOB_CHECK_SECONDS',
     kind: 'int',
     min: 1,
@@ -230,5 +255,25 @@ export const VARIABLES: readonly VariableSpec[] = [
     max: 65535,
     default: '3001',
     description: 'Port of the embedded development identity provider (0: any free port).',
+  },
+  {
+    name: 'SMTP_URL',
+    kind: 'url',
+    secret: true,
+    description:
+      'SMTP server for notification mail (smtp://user:pass@host:587, smtps://…). Unset outside production: mails are written as .eml files under VAR_DIR/mail.',
+  },
+  {
+    name: 'MAIL_FROM',
+    kind: 'string',
+    default: 'labgate <labgate@localhost>',
+    description: 'Sender of notification mail.',
+  },
+  {
+    name: 'WEBHOOK_ALLOW_PRIVATE',
+    kind: 'bool',
+    default: 'false',
+    description:
+      'Allow webhook URLs that resolve to loopback or private addresses (refused by default: SSRF).',
   },
 ];

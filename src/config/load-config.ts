@@ -176,6 +176,14 @@ export function loadConfig(
     logLevel: get<LogLevel>('LOG_LEVEL'),
     workerConcurrency: get<number>('WORKER_CONCURRENCY'),
     stalledJobCheckMs: get<number>('STALLED_JOB_CHECK_SECONDS') * 1000,
+    deviceDownAfterMs: get<number>('DEVICE_DOWN_AFTER_SECONDS') * 1000,
+    maxRunningPerUser: get<number>('MAX_RUNNING_PER_USER'),
+    localDevice: get<boolean>('LOCAL_DEVICE'),
+    mail: {
+      smtpUrl: get<string | undefined>('SMTP_URL'),
+      from: get<string>('MAIL_FROM'),
+    },
+    webhookAllowPrivate: get<boolean>('WEBHOOK_ALLOW_PRIVATE'),
     bodyLimitBytes: get<number>('BODY_LIMIT'),
     shutdownTimeoutMs: get<number>('SHUTDOWN_TIMEOUT_SECONDS') * 1000,
   });

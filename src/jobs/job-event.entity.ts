@@ -1,6 +1,22 @@
 import { Entity, Index, PrimaryKey, Property } from '@mikro-orm/core';
 import { JobState } from './job-state';
 
+export interface JobEventData {
+  ownerId: string;
+  service: string;
+  serviceVersion?: string;
+  deviceId?: string;
+  batchId?: string;
+  /** `succeeded` only. */
+  metrics?: Record<string, unknown>;
+  /** `succeeded` only: the storage key of the outputs tar.gz, its size and SHA-256. */
+  resultKey?: string;
+  resultSize?: number;
+  resultSha256?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
 /**
  * Every state change of a job, written in the transaction that makes it. Replayed to event
  * streams, and read by notifications (the outbox) without reaching into the jobs module.
@@ -29,4 +45,11 @@ export class JobEvent {
   /** Who made the change: a user id, `worker:<host:pid>`, or `system`. */
   @Property({ type: 'text' })
   actor!: string;
+
+  /**
+   * What readers of the outbox need without reaching into the jobs module: the job's owner and
+   * service on every event; on `succeeded` also its device, metrics, result key and times.
+   */
+  @Property({ type: 'json', nullable: true })
+  data?: JobEventData;
 }

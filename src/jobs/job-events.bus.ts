@@ -7,6 +7,8 @@ export type JobUpdate =
   | { type: 'state'; jobId: string; state: JobState; reason?: string; at: string }
   | { type: 'progress'; jobId: string; progress: number; message?: string; at: string }
   | { type: 'cancel'; jobId: string }
+  /** Work was placed on a device (`jobId` is `device-<id>`): its waiting claims look again. */
+  | { type: 'work'; jobId: string }
   /** A piece of the job log; `offset` is its first byte's position in the log. */
   | { type: 'log'; jobId: string; offset: number; chunk: string };
 
@@ -80,6 +82,15 @@ export class JobEventsBus implements OnModuleDestroy {
         subscriber.unsubscribe(this.channel(jobId)).catch(() => {});
       }
     };
+  }
+
+  async wakeDevice(deviceId: string): Promise<void> {
+    await this.publish({ type: 'work', jobId: `device-${deviceId}` });
+  }
+
+  /** Calls `listener` whenever work is placed on the device, until unsubscribed. */
+  async onDeviceWork(deviceId: string, listener: () => void): Promise<() => void> {
+    return this.subscribe(`device-${deviceId}`, listener);
   }
 
   onModuleDestroy(): void {

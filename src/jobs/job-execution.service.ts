@@ -9,19 +9,29 @@ import { CatalogService } from '../catalog/catalog.service';
 import { validateMetrics } from '../catalog/input-validation';
 import type { ServiceManifest } from '../catalog/manifest';
 import { AppConfig } from '../config';
-import type { JobName, JobOf } from '../queue/queue.constants';
+import { Device } from '../devices/device.entity';
 import { BlobStorage, BlobTooLargeError } from '../storage/blob-storage';
 import { JobEventsBus } from './job-events.bus';
+import { JobOutcomes } from './job-outcomes.service';
 import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
-import type { JobPatch } from './job.repository';
 import { runLocal } from './runner/local-runner';
+import { runOnCluster } from './runner/cluster-run';
+import { cancelOnCluster } from './runner/cluster-cancel';
+import type { ClusterCancel, Run } from './scheduling/device-queues';
 import { LogFlusher, WorkDir } from './work-dir';
 
 export const WORKER_ID = `worker:${hostname()}:${process.pid}`;
 const PROGRESS_EVERY_MS = 500;
 
-/** Runs one labgate job on this worker with the local runner, start to final state. */
+/** How an attempt ended, whichever runner ran it. */
+export interface AttemptResult {
+  outcome: 'exited' | 'timed-out' | 'cancelled' | 'spawn-failed' | 'failed';
+  exitCode: number | null;
+  reason?: string;
+}
+
+/** Runs one placed job on a local or SSH device, from `assigned` to its final state. */
 @Injectable()
 export class JobExecutionService {
   private readonly logger = new Logger(JobExecutionService.name);
@@ -32,107 +42,112 @@ export class JobExecutionService {
     private readonly catalog: CatalogService,
     private readonly storage: BlobStorage,
     private readonly bus: JobEventsBus,
+    private readonly outcomes: JobOutcomes,
   ) {}
 
-  private get jobs() {
-    return this.em.fork().getRepository(Job);
-  }
-
-  private async move(
-    id: string,
-    to: JobState,
-    reason?: string,
-    patch: JobPatch = {},
-    from?: JobState[],
-  ) {
-    const moved = await this.jobs.transition(id, { to, reason, actor: WORKER_ID, patch, from });
-    if (moved) {
-      await this.bus.publish({
-        type: 'state',
-        jobId: id,
-        state: to,
-        reason,
-        at: new Date().toISOString(),
-      });
-    }
-    return moved;
-  }
-
-  async handle(bullJob: BullJob<JobOf<JobName.RunJob>>): Promise<void> {
-    const { jobId } = bullJob.data;
-    const job = await this.em.fork().findOne(Job, jobId);
-    if (!job || isFinal(job.state)) {
-      return; // cancelled or deleted meanwhile: nothing to do
+  async handle(bullJob: BullJob<Run>): Promise<void> {
+    const { jobId, deviceId, assignment } = bullJob.data;
+    const em = this.em.fork();
+    const job = await em.findOne(Job, jobId);
+    if (
+      !job ||
+      isFinal(job.state) ||
+      job.device?.id !== deviceId ||
+      job.assignment !== assignment ||
+      job.state === JobState.Queued
+    ) {
+      return; // cancelled, deleted or placed elsewhere meanwhile: this run is stale
     }
     const manifest = this.catalog.manifest(job.service);
     if (!manifest) {
-      await this.move(jobId, JobState.Failed, `service ${job.service} no longer exists`, {
-        finishedAt: new Date(),
+      await this.outcomes.move(jobId, {
+        to: JobState.Failed,
+        actor: WORKER_ID,
+        reason: `service ${job.service} no longer exists`,
+        patch: { finishedAt: new Date() },
       });
       return;
     }
-    if (job.state !== JobState.Queued) {
-      // Bull gave us a job another worker had started: that worker was lost.
-      await this.move(
-        jobId,
-        JobState.Queued,
-        `worker lost during attempt ${job.attempts}; running it again`,
-      );
-    }
-    if (
-      !(await this.move(jobId, JobState.Assigned, undefined, { worker: WORKER_ID }, [
-        JobState.Queued,
-      ]))
-    ) {
-      return;
-    }
-    const started = await this.move(jobId, JobState.Running, undefined, {
-      attempts: job.attempts + 1,
-      startedAt: new Date(),
-      progress: 0,
-    });
+    const device = await em.findOneOrFail(Device, deviceId);
+    const started = await this.start(job, manifest);
     if (!started) {
       return;
     }
-    const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
     const workDir = new WorkDir(join(this.config.varDir, 'work', jobId));
     try {
-      await this.execute(started.job, manifest, workDir, lastAttempt);
+      if (device.runner === 'ssh') {
+        await this.runOnCluster(started, manifest, device, workDir);
+      } else {
+        await this.runHere(started, manifest, workDir);
+      }
     } catch (err) {
       const reason = `internal error: ${(err as Error).message}`;
       this.logger.error(`job ${jobId}: ${reason}`);
-      if (lastAttempt) {
-        await this.move(jobId, JobState.Failed, reason, { finishedAt: new Date() }, [
-          JobState.Running,
-        ]);
-        return;
-      }
-      await this.move(jobId, JobState.Queued, `${reason}; retrying`, {}, [JobState.Running]);
-      throw err; // Bull retries with the service's backoff
+      await this.outcomes.retryOrFail(started, reason, WORKER_ID, [JobState.Running]);
     } finally {
       await workDir.remove();
     }
   }
 
-  private async execute(
-    job: Job,
-    manifest: ServiceManifest,
-    workDir: WorkDir,
-    lastAttempt: boolean,
-  ) {
-    await workDir.prepare(job, this.storage);
-    this.logger.debug(`job ${job.id}: work dir ready, running ${manifest.run.command[0]}`);
+  /**
+   * assigned → running, or, when Bull hands out a job that was already running here, the
+   * worker that ran it was lost: run it again if the retry policy allows.
+   */
+  private async start(job: Job, manifest: ServiceManifest): Promise<Job | undefined> {
+    const patch = {
+      attempts: job.attempts + 1,
+      startedAt: new Date(),
+      progress: 0,
+      worker: WORKER_ID,
+    };
+    if (job.state === JobState.Running) {
+      if (job.attempts >= Math.max(1, manifest.retry.attempts)) {
+        await this.outcomes.move(job.id, {
+          to: JobState.Failed,
+          actor: WORKER_ID,
+          reason: 'its worker was lost more often than the retry policy allows',
+          patch: { finishedAt: new Date() },
+          from: [JobState.Running],
+        });
+        return undefined;
+      }
+      const moved = await this.outcomes.move(job.id, {
+        to: JobState.Running,
+        actor: WORKER_ID,
+        reason: `worker lost during attempt ${job.attempts}; running it again`,
+        patch,
+        from: [JobState.Running],
+      });
+      return moved?.job;
+    }
+    const moved = await this.outcomes.move(job.id, {
+      to: JobState.Running,
+      actor: WORKER_ID,
+      patch,
+      from: [JobState.Assigned],
+    });
+    return moved?.job;
+  }
+
+  /** Aborts when the job is cancelled (a message from the API, or PostgreSQL says so). */
+  private async cancellation(jobId: string): Promise<{ signal: AbortSignal; stop: () => void }> {
     const abort = new AbortController();
-    const unsubscribe = await this.bus.subscribe(job.id, (update) => {
+    const stop = await this.bus.subscribe(jobId, (update) => {
       if (update.type === 'cancel') {
         abort.abort();
       }
     });
     // A cancel may have landed before we subscribed: PostgreSQL says.
-    const now = await this.em.fork().findOne(Job, job.id, { fields: ['state'] });
+    const now = await this.em.fork().findOne(Job, jobId, { fields: ['state'] });
     if (now?.state !== JobState.Running) {
       abort.abort();
     }
+    return { signal: abort.signal, stop };
+  }
+
+  private async runHere(job: Job, manifest: ServiceManifest, workDir: WorkDir) {
+    await workDir.prepare(job, this.storage);
+    const { signal, stop } = await this.cancellation(job.id);
     let lastProgressAt = 0;
     let logOffset = 0;
     const flusher = new LogFlusher(this.storage, `jobs/${job.id}/log.txt`, workDir.logFile);
@@ -141,7 +156,7 @@ export class JobExecutionService {
       serviceDir: manifest.dir,
       workDir: workDir.root,
       logFile: workDir.logFile,
-      signal: abort.signal,
+      signal,
       onSpawn: (pid) => void workDir.recordProgram(pid).catch(() => {}),
       onLog: (chunk) => {
         void this.bus.publish({ type: 'log', jobId: job.id, offset: logOffset, chunk });
@@ -153,39 +168,72 @@ export class JobExecutionService {
           return;
         }
         lastProgressAt = Date.now();
-        void this.reportProgress(job.id, progress, message);
+        void this.outcomes.progress(job.id, progress, message);
       },
     }).finally(() => {
-      unsubscribe();
+      stop();
       flusher.stop();
     });
-    this.logger.debug(
-      `job ${job.id}: ${result.outcome} (${result.reason ?? 'ok'}) in ${result.durationMs} ms`,
-    );
+    await this.keepLog(job.id, workDir.logFile);
+    await this.conclude(job, manifest, workDir, result);
+  }
 
+  private async runOnCluster(
+    job: Job,
+    manifest: ServiceManifest,
+    device: Device,
+    workDir: WorkDir,
+  ) {
+    await workDir.prepare(job, this.storage);
+    const { signal, stop } = await this.cancellation(job.id);
+    const outcome = await runOnCluster({
+      device,
+      job,
+      manifest,
+      workDir,
+      signal,
+      publicUrl: this.config.publicUrl,
+      onSubmitted: async (externalId) => {
+        await this.em.fork().nativeUpdate(Job, { id: job.id }, { externalId });
+      },
+      onState: (state) => void this.outcomes.progress(job.id, job.progress, `cluster: ${state}`),
+    }).finally(stop);
+    if (outcome === 'submitted') {
+      return; // the cluster calls the agent completion endpoint when the job ends
+    }
+    await this.keepLog(job.id, workDir.logFile);
+    await this.conclude(job, manifest, workDir, outcome);
+  }
+
+  private async keepLog(jobId: string, file: string) {
     await this.storage
-      .write(`jobs/${job.id}/log.txt`, createReadStream(workDir.logFile))
-      .catch((err: Error) => this.logger.warn(`job ${job.id}: log not kept: ${err.message}`));
+      .write(`jobs/${jobId}/log.txt`, createReadStream(file))
+      .catch((err: Error) => this.logger.warn(`job ${jobId}: log not kept: ${err.message}`));
+  }
 
+  private async conclude(
+    job: Job,
+    manifest: ServiceManifest,
+    workDir: WorkDir,
+    result: AttemptResult,
+  ) {
     if (result.outcome === 'cancelled') {
       return; // the API already moved it to cancelled
     }
     if (result.outcome !== 'exited' || result.exitCode !== 0) {
       const reason = result.reason ?? `ended with ${result.outcome}`;
-      if (lastAttempt) {
-        await this.move(job.id, JobState.Failed, reason, { finishedAt: new Date() }, [
-          JobState.Running,
-        ]);
-        return;
-      }
-      await this.move(job.id, JobState.Queued, `${reason}; retrying`, {}, [JobState.Running]);
-      throw new Error(reason);
+      await this.outcomes.retryOrFail(job, reason, WORKER_ID, [JobState.Running]);
+      return;
     }
     const failure = await this.finish(job, manifest, workDir);
     if (failure) {
-      await this.move(job.id, JobState.Failed, failure, { finishedAt: new Date() }, [
-        JobState.Running,
-      ]);
+      await this.outcomes.move(job.id, {
+        to: JobState.Failed,
+        actor: WORKER_ID,
+        reason: failure,
+        patch: { finishedAt: new Date() },
+        from: [JobState.Running],
+      });
     }
   }
 
@@ -225,54 +273,55 @@ export class JobExecutionService {
       }
       throw err;
     }
-    await this.move(
-      job.id,
-      JobState.Succeeded,
-      undefined,
-      {
+    await this.outcomes.move(job.id, {
+      to: JobState.Succeeded,
+      actor: WORKER_ID,
+      patch: {
         metrics,
         resultSize: stored.size,
         resultSha256: stored.sha256,
         progress: 100,
         finishedAt: new Date(),
       },
-      [JobState.Running],
-    );
+      from: [JobState.Running],
+    });
     return undefined;
   }
 
-  /** Marks a job failed when Bull will not run it again (unless it is already final). */
-  async giveUp(jobId: string, why: string): Promise<void> {
+  /** A cancelled job's cluster job, on a device whose cluster calls back (nobody polls it). */
+  async cancelOnCluster(cancel: ClusterCancel): Promise<void> {
+    const device = await this.em.fork().findOne(Device, cancel.deviceId);
+    if (!device?.ssh) {
+      return;
+    }
+    const problem = await cancelOnCluster(device.ssh, cancel.jobId, cancel.externalId);
+    if (problem) {
+      this.logger.warn(
+        `job ${cancel.jobId}: cluster job ${cancel.externalId} not cancelled: ${problem}`,
+      );
+      throw new Error(problem); // Bull tries again
+    }
+  }
+
+  /** Bull gave up on a run (stalled too often): the job fails unless it already ended. */
+  async giveUp(run: Run, why: string): Promise<void> {
+    const job = await this.em.fork().findOne(Job, run.jobId);
+    if (!job || job.assignment !== run.assignment || isFinal(job.state)) {
+      return;
+    }
     const reason = /stalled/i.test(why)
       ? 'its worker was lost more often than the retry policy allows'
       : why;
-    await this.move(jobId, JobState.Failed, reason, { finishedAt: new Date() }, [
-      JobState.Queued,
-      JobState.Assigned,
-      JobState.Running,
-    ]).catch((err: Error) =>
-      this.logger.error(`job ${jobId}: could not mark failed: ${err.message}`),
-    );
-  }
-
-  private async reportProgress(jobId: string, progress: number, message?: string) {
-    try {
-      await this.em
-        .fork()
-        .nativeUpdate(
-          Job,
-          { id: jobId, state: JobState.Running },
-          { progress, progressMessage: message },
-        );
-      await this.bus.publish({
-        type: 'progress',
-        jobId,
-        progress,
-        message,
-        at: new Date().toISOString(),
-      });
-    } catch (err) {
-      this.logger.warn(`job ${jobId}: progress not saved: ${(err as Error).message}`);
-    }
+    await this.outcomes
+      .move(run.jobId, {
+        to: JobState.Failed,
+        actor: WORKER_ID,
+        reason,
+        patch: { finishedAt: new Date() },
+        from: [JobState.Assigned, JobState.Running],
+      })
+      .catch((err: Error) =>
+        this.logger.error(`job ${run.jobId}: could not mark failed: ${err.message}`),
+      );
   }
 }

@@ -1,6 +1,6 @@
 import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import type { Principal } from '../common/principal';
+import type { UserPrincipal as Principal } from '../common/principal';
 import type { JobViewer } from './jobs.service';
 
 /** The caller of a job route: a principal (if signed in) and a ticket from header or query. */

@@ -10,6 +10,7 @@ import {
   Unique,
 } from '@mikro-orm/core';
 import { User } from '../auth/user.entity';
+import { Device } from '../devices/device.entity';
 import type { InputValues } from '../catalog/manifest';
 import { JobState } from './job-state';
 import { JobRepository } from './job.repository';
@@ -28,6 +29,7 @@ export interface StoredInputFile {
 @Entity({ tableName: 'job', repository: () => JobRepository })
 @Index({ properties: ['owner', 'createdAt', 'id'] })
 @Index({ properties: ['state', 'createdAt'] })
+@Index({ properties: ['device', 'state'] })
 @Unique({ properties: ['owner', 'idempotencyKey'] })
 export class Job {
   [EntityRepositoryType]?: JobRepository;
@@ -79,6 +81,40 @@ export class Job {
 
   @Property({ type: 'text', nullable: true })
   worker?: string;
+
+  /** The device it is placed on while assigned or running (and, after, where it ran). */
+  @ManyToOne(() => Device, { nullable: true, deleteRule: 'set null' })
+  device?: Device;
+
+  /** A job of a batch session runs on exactly this device. */
+  @Property({ type: 'uuid', nullable: true })
+  targetDeviceId?: string;
+
+  /** Jobs submitted together for several devices (`targets`) share a batch id. */
+  @Index()
+  @Property({ type: 'uuid', nullable: true })
+  batchId?: string;
+
+  /** Higher runs first among one user's waiting jobs. */
+  @Property({ type: 'integer' })
+  priority: number = 0;
+
+  /** Counts placements, so that a placement that was taken back is recognised as stale. */
+  @Property({ type: 'integer' })
+  assignment: number = 0;
+
+  /** When it was last placed on a device: fair share serves the least recently served user. */
+  @Index()
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  assignedAt?: Date;
+
+  /** A job waiting out its retry backoff is not placed before this time. */
+  @Property({ type: 'datetime', columnType: 'timestamptz', nullable: true })
+  notBefore?: Date;
+
+  /** The id a cluster gave the job (SSH runner), for status polls and cancel. */
+  @Property({ type: 'text', nullable: true })
+  externalId?: string;
 
   @Property({ type: 'json', nullable: true })
   metrics?: Record<string, unknown>;

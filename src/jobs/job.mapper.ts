@@ -14,7 +14,13 @@ export function jobLinks(id: string): JobLinksDto {
 }
 
 export function toSubmittedDto(job: Job, token?: string): SubmittedJobDto {
-  return { id: job.id, token, status: job.state, links: jobLinks(job.id) };
+  return {
+    id: job.id,
+    token,
+    status: job.state,
+    deviceId: job.targetDeviceId ?? undefined,
+    links: jobLinks(job.id),
+  };
 }
 
 export function toJobDto(job: Job): JobDto {
@@ -35,6 +41,9 @@ export function toJobDto(job: Job): JobDto {
       sha256,
     })),
     attempts: job.attempts,
+    priority: job.priority,
+    deviceId: job.device?.id ?? undefined,
+    batchId: job.batchId ?? undefined,
     metrics: job.metrics ?? undefined,
     result:
       job.state === JobState.Succeeded && job.resultSha256

@@ -1,24 +1,29 @@
 import { ConflictException } from '@nestjs/common';
 import { EntityManager, EntityRepository } from '@mikro-orm/postgresql';
 import { AuditEvent } from '../audit/audit-event.entity';
-import { JobEvent } from './job-event.entity';
+import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
 import type { Job } from './job.entity';
 
-export type JobPatch = Partial<
-  Pick<
-    Job,
-    | 'progress'
-    | 'progressMessage'
-    | 'attempts'
-    | 'worker'
-    | 'metrics'
-    | 'resultSize'
-    | 'resultSha256'
-    | 'startedAt'
-    | 'finishedAt'
-  >
+type JobFields = Pick<
+  Job,
+  | 'progress'
+  | 'progressMessage'
+  | 'attempts'
+  | 'worker'
+  | 'metrics'
+  | 'resultSize'
+  | 'resultSha256'
+  | 'startedAt'
+  | 'finishedAt'
+  | 'notBefore'
+  | 'externalId'
 >;
+
+/** Columns a transition may set with the state; null clears one. */
+export type JobPatch = { [K in keyof JobFields]?: JobFields[K] | null } & {
+  device?: string | null;
+};
 
 export interface Transition {
   to: JobState;
@@ -29,12 +34,39 @@ export interface Transition {
   actor: string;
   actorUserId?: string;
   patch?: JobPatch;
+  /** Only while the job is placed on this device (agent and cluster calls). */
+  onDevice?: string;
 }
 
 export interface TransitionResult {
   job: Job;
   previous: JobState;
   event: JobEvent;
+}
+
+/** The outbox payload of a job's event (see JobEventData). */
+export function eventData(job: Job): JobEventData {
+  const data: JobEventData = {
+    ownerId: job.owner.id,
+    service: job.service,
+    serviceVersion: job.serviceVersion,
+    deviceId: job.device?.id,
+    batchId: job.batchId ?? undefined,
+  };
+  if (job.state === JobState.Succeeded) {
+    Object.assign(data, {
+      metrics: job.metrics ?? undefined,
+      resultKey: job.resultSha256 ? `jobs/${job.id}/result.tar.gz` : undefined,
+      resultSize:
+        job.resultSize === undefined || job.resultSize === null
+          ? undefined
+          : Number(job.resultSize),
+      resultSha256: job.resultSha256 ?? undefined,
+      startedAt: job.startedAt?.toISOString(),
+      finishedAt: job.finishedAt?.toISOString(),
+    });
+  }
+  return data;
 }
 
 export class JobRepository extends EntityRepository<Job> {
@@ -51,14 +83,19 @@ export class JobRepository extends EntityRepository<Job> {
       .transactional(async (em: EntityManager) => {
         const rows = await em
           .getConnection()
-          .execute<Array<{ state: JobState }>>(
-            'select state from job where id = ? for update',
+          .execute<Array<{ state: JobState; device_id: string | null }>>(
+            'select state, device_id from job where id = ? for update',
             [id],
             'all',
             em.getTransactionContext(),
           );
         const previous = rows[0]?.state;
-        if (!previous || !allowed.includes(previous) || !canTransition(previous, change.to)) {
+        if (
+          !previous ||
+          !allowed.includes(previous) ||
+          !canTransition(previous, change.to) ||
+          (change.onDevice !== undefined && rows[0].device_id !== change.onDevice)
+        ) {
           return undefined;
         }
         const now = new Date();
@@ -89,6 +126,8 @@ export class JobRepository extends EntityRepository<Job> {
         });
         await em.flush();
         const job = await em.findOneOrFail<Job>('Job', id, { refresh: true });
+        event.data = eventData(job);
+        await em.flush();
         return { job, previous, event };
       });
   }

@@ -2,8 +2,10 @@ import {
   Controller,
   Delete,
   Get,
+  Body,
   Header,
   Headers,
+  Patch,
   HttpCode,
   Param,
   ParseUUIDPipe,
@@ -29,13 +31,29 @@ import {
   ApiQuery,
   ApiTags,
   ApiBadRequestResponse,
+  ApiExtraModels,
+  getSchemaPath,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
-import { CurrentPrincipal, OptionalAuth, Origin, RequestOrigin } from '../common/auth.decorators';
+import {
+  CurrentPrincipal,
+  OptionalAuth,
+  Origin,
+  RequestOrigin,
+  Roles,
+} from '../common/auth.decorators';
 import type { UserPrincipal } from '../common/principal';
 import { ProblemDto } from '../common/problem';
-import { JobDto, JobPageDto, ListJobsQuery, SubmitJsonDto, SubmittedJobDto } from './dto/job.dto';
+import {
+  JobDto,
+  JobPageDto,
+  ListJobsQuery,
+  PatchJobDto,
+  SubmitJsonDto,
+  SubmittedBatchDto,
+  SubmittedJobDto,
+} from './dto/job.dto';
 import { JobFilesService } from './job-files.service';
 import { JobStreamService } from './job-stream.service';
 import { Viewer } from './job-viewer.decorator';
@@ -49,6 +67,7 @@ const TICKET_QUERY = {
 };
 
 @ApiTags('jobs')
+@ApiExtraModels(SubmittedJobDto, SubmittedBatchDto)
 @Controller('jobs')
 export class JobsController {
   constructor(
@@ -66,7 +85,12 @@ export class JobsController {
   })
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiBody({ type: SubmitJsonDto })
-  @ApiCreatedResponse({ type: SubmittedJobDto })
+  @ApiCreatedResponse({
+    description: 'The job; with `targets`, the batch of one job per device.',
+    schema: {
+      oneOf: [{ $ref: getSchemaPath(SubmittedJobDto) }, { $ref: getSchemaPath(SubmittedBatchDto) }],
+    },
+  })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description: 'Unknown, missing, extra or ill-typed inputs.',
@@ -88,7 +112,7 @@ export class JobsController {
     @Req() req: Request,
     @Origin() origin: RequestOrigin,
     @Headers('idempotency-key') idempotencyKey?: string,
-  ): Promise<SubmittedJobDto> {
+  ): Promise<SubmittedJobDto | SubmittedBatchDto> {
     return this.jobs.submit(principal, req, origin, idempotencyKey);
   }
 
@@ -100,6 +124,35 @@ export class JobsController {
     @Query() query: ListJobsQuery,
   ): Promise<JobPageDto> {
     return this.jobs.list(principal, query);
+  }
+
+  @Post('batches/:batchId/cancel')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Cancel a batch session: every live job, with a stop command to each device',
+  })
+  @ApiOkResponse({ type: JobPageDto })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  cancelBatch(
+    @Param('batchId', new ParseUUIDPipe()) batchId: string,
+    @CurrentPrincipal() principal: UserPrincipal,
+  ): Promise<JobPageDto> {
+    return this.jobs.cancelBatch(batchId, principal);
+  }
+
+  @Patch(':id')
+  @Roles('admin')
+  @ApiOperation({ summary: "Set a job's priority (admins)" })
+  @ApiOkResponse({ type: JobDto })
+  @ApiBadRequestResponse({ type: ProblemDto })
+  @ApiNotFoundResponse({ type: ProblemDto })
+  patch(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() body: PatchJobDto,
+    @CurrentPrincipal() principal: UserPrincipal,
+    @Origin() origin: RequestOrigin,
+  ): Promise<JobDto> {
+    return this.jobs.setPriority(id, body.priority, principal, origin);
   }
 
   @Get(':id')

@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bull';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { CatalogModule } from '../catalog/catalog.module';
+import { DevicesModule } from '../devices/devices.module';
 import { AppConfig } from '../config';
 import { QueueName } from '../queue/queue.constants';
 import { JobEvent } from './job-event.entity';
@@ -14,6 +15,12 @@ import { Job } from './job.entity';
 import { JobsController } from './jobs.controller';
 import { JobsService } from './jobs.service';
 import { JobsWorker } from './jobs.worker';
+import { AgentJobsController } from './agent-jobs.controller';
+import { AgentJobsService } from './agent-jobs.service';
+import { JobOutcomes } from './job-outcomes.service';
+import { DeviceQueues } from './scheduling/device-queues';
+import { DeviceWatch } from './scheduling/device-watch';
+import { JobScheduler } from './scheduling/job-scheduler';
 import { RetentionService } from './retention.service';
 
 @Module({
@@ -21,6 +28,7 @@ import { RetentionService } from './retention.service';
     MikroOrmModule.forFeature([Job, JobEvent]),
     BullModule.registerQueue({ name: QueueName.Jobs }),
     CatalogModule,
+    DevicesModule,
   ],
 })
 export class JobsModule {
@@ -28,16 +36,21 @@ export class JobsModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: JobsModule,
-      controllers: [JobsController],
+      controllers: [JobsController, AgentJobsController],
       providers: [
         JobsService,
         JobQueue,
         JobEventsBus,
         JobFilesService,
         JobStreamService,
+        DeviceQueues,
+        JobScheduler,
+        JobOutcomes,
+        DeviceWatch,
+        AgentJobsService,
         ...(config.runsWorker ? [JobExecutionService, RetentionService, JobsWorker] : []),
       ],
-      exports: [JobsService, JobQueue],
+      exports: [JobsService, JobQueue, JobScheduler, DeviceQueues],
     };
   }
 }

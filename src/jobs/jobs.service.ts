@@ -17,17 +17,28 @@ import { validateFieldValues } from '../catalog/input-validation';
 import type { RequestOrigin } from '../common/auth.decorators';
 import { AppConfig } from '../config';
 import { decodeCursor, encodeCursor } from '../common/pagination';
-import { hasRole, type Principal, type UserPrincipal } from '../common/principal';
+import { hasRole, type UserPrincipal } from '../common/principal';
 import { ProblemException, validationProblem } from '../common/problem';
 import { BlobStorage } from '../storage/blob-storage';
-import type { JobDto, JobPageDto, ListJobsQuery, SubmittedJobDto } from './dto/job.dto';
+import type {
+  JobDto,
+  JobPageDto,
+  ListJobsQuery,
+  SubmittedBatchDto,
+  SubmittedJobDto,
+} from './dto/job.dto';
 import { JobEvent } from './job-event.entity';
 import { JobEventsBus } from './job-events.bus';
-import { JobQueue } from './job-queue';
 import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
 import { toJobDto, toSubmittedDto } from './job.mapper';
 import { parseMultipartSubmission, ParsedSubmission } from './submission-parser';
+import { DeviceCommandsService } from '../devices/device-commands.service';
+import { Device } from '../devices/device.entity';
+import { offersService } from '../devices/device-state';
+import { takePlacementRequest } from './placement-request';
+import { JobScheduler } from './scheduling/job-scheduler';
+import { DeviceQueues } from './scheduling/device-queues';
 
 export const TICKET_PREFIX = 'lgt_';
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
@@ -47,7 +58,7 @@ function requestHash(parsed: ParsedSubmission): string {
 
 /** Who may see a job: its owner, an admin, or whoever holds its ticket. */
 export interface JobViewer {
-  principal?: Principal;
+  principal?: UserPrincipal;
   ticket?: string;
 }
 
@@ -59,10 +70,12 @@ export class JobsService {
     private readonly em: EntityManager,
     private readonly catalog: CatalogService,
     private readonly storage: BlobStorage,
-    private readonly queue: JobQueue,
     private readonly bus: JobEventsBus,
     private readonly audit: AuditService,
     private readonly config: AppConfig,
+    private readonly scheduler: JobScheduler,
+    private readonly queues: DeviceQueues,
+    private readonly commands: DeviceCommandsService,
   ) {}
 
   async submit(
@@ -70,7 +83,7 @@ export class JobsService {
     req: Request,
     origin: RequestOrigin,
     idempotencyKey?: string,
-  ): Promise<SubmittedJobDto> {
+  ): Promise<SubmittedJobDto | SubmittedBatchDto> {
     if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,200}$/.test(idempotencyKey)) {
       throw validationProblem([
         {
@@ -98,7 +111,7 @@ export class JobsService {
         { maxFields: 200, maxFiles: 50 },
       );
     } else {
-      const body = (req.body ?? {}) as { service?: unknown; inputs?: unknown };
+      const body = (req.body ?? {}) as Record<string, unknown>;
       if (typeof body.service !== 'string') {
         throw validationProblem([{ field: 'service', message: 'service is required' }]);
       }
@@ -106,9 +119,24 @@ export class JobsService {
       if (typeof inputs !== 'object' || Array.isArray(inputs)) {
         throw validationProblem([{ field: 'inputs', message: 'inputs must be an object' }]);
       }
+      const unknown = Object.keys(body).filter(
+        (k) => !['service', 'inputs', 'targets', 'priority'].includes(k),
+      );
+      if (unknown.length > 0) {
+        throw validationProblem(
+          unknown.map((field) => ({
+            field,
+            message: `${field} is not a submission field (service, inputs, targets, priority)`,
+          })),
+        );
+      }
       parsed = {
         manifest: await resolveService(body.service),
-        fields: inputs as Record<string, unknown>,
+        fields: {
+          ...(inputs as Record<string, unknown>),
+          ...(body.targets !== undefined ? { targets: body.targets } : {}),
+          ...(body.priority !== undefined ? { priority: body.priority } : {}),
+        },
         files: [],
       };
     }
@@ -149,7 +177,36 @@ export class JobsService {
         'This Idempotency-Key was already used for a different request; use a new key.',
       );
     }
-    return toSubmittedDto(previous);
+    return previous.batchId ? this.batchDto(previous.batchId) : toSubmittedDto(previous);
+  }
+
+  private async batchDto(batchId: string, tokens = new Map<string, string>()) {
+    const jobs = await this.em
+      .fork()
+      .find(Job, { batchId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+    return { batchId, jobs: jobs.map((j) => toSubmittedDto(j, tokens.get(j.id))) };
+  }
+
+  /** The devices of a batch session: each must exist, be enabled and offer the service. */
+  private async checkTargets(service: string, targets: string[]) {
+    const devices = await this.em.fork().find(Device, { id: { $in: targets } });
+    const errors = targets.flatMap((id, i) => {
+      const device = devices.find((d) => d.id === id);
+      const field = `targets[${i}]`;
+      if (!device) {
+        return [{ field, message: `there is no device ${id}` }];
+      }
+      if (device.adminState !== 'enabled') {
+        return [{ field, message: `device ${device.name} is ${device.adminState}` }];
+      }
+      if (!offersService(device, service)) {
+        return [{ field, message: `device ${device.name} does not offer ${service}` }];
+      }
+      return [];
+    });
+    if (errors.length > 0) {
+      throw validationProblem(errors);
+    }
   }
 
   private async create(
@@ -158,52 +215,94 @@ export class JobsService {
     parsed: ParsedSubmission,
     origin: RequestOrigin,
     idempotencyKey?: string,
-  ): Promise<SubmittedJobDto> {
-    const { manifest, fields, files } = parsed;
+  ): Promise<SubmittedJobDto | SubmittedBatchDto> {
+    const { manifest, files } = parsed;
+    const {
+      inputs: fields,
+      request,
+      errors: placementErrors,
+    } = takePlacementRequest(parsed.fields);
     const { values, errors } = validateFieldValues(
       manifest,
       fields,
       files.map((f) => f.input),
     );
-    if (errors.length > 0) {
-      throw validationProblem(errors);
+    if (errors.length > 0 || placementErrors.length > 0) {
+      throw validationProblem([...placementErrors, ...errors]);
     }
-    const fileValues = Object.fromEntries(files.map((f) => [f.input, f.path]));
-    const token = newSecret(TICKET_PREFIX);
-    let job: Job;
+    if (request.priority !== undefined && !hasRole(owner, 'admin')) {
+      throw new ProblemException(HttpStatus.FORBIDDEN, "Only admins set a job's priority.");
+    }
+    if (request.targets) {
+      await this.checkTargets(manifest.key, request.targets);
+    }
+    const priority = request.priority ?? (await this.catalog.priorityOf(manifest));
+    const targets: Array<string | undefined> = request.targets ?? [undefined];
+    const batchId = request.targets ? randomUUID() : undefined;
+    const jobIds = targets.map((_, i) => (i === 0 ? jobId : randomUUID()));
+    // Each job of a batch owns its input files (retention removes a job's files with it).
+    const filesOf = new Map<string, typeof files>([[jobId, files]]);
+    for (const id of jobIds.slice(1)) {
+      filesOf.set(id, await this.copyFiles(files, jobId, id));
+    }
+    const tokens = new Map(jobIds.map((id) => [id, newSecret(TICKET_PREFIX)]));
+    let created: Job[];
     try {
-      job = await this.em.fork().transactional((em) => {
-        const created = em.create(Job, {
-          id: jobId,
-          service: manifest.key,
-          serviceVersion: manifest.version,
-          owner: em.getReference(User, owner.userId),
-          state: JobState.Queued,
-          inputs: { ...values, ...fileValues },
-          inputFiles: files,
-          progress: 0,
-          attempts: 0,
-          tokenHash: hashSecret(token),
-          idempotencyKey,
-          requestHash: idempotencyKey ? requestHash(parsed) : undefined,
-          createdAt: new Date(),
-          updatedAt: new Date(),
-        });
-        em.create(JobEvent, { jobId, state: JobState.Queued, actor: owner.userId, at: new Date() });
-        this.audit.record(
-          {
-            actor: owner,
-            action: 'job.submit',
-            targetType: 'job',
-            targetId: jobId,
-            origin,
-            details: { service: manifest.key },
-          },
-          em,
-        );
-        return created;
-      });
+      created = await this.em.fork().transactional((em) =>
+        jobIds.map((id, i) => {
+          const own = filesOf.get(id)!;
+          const fileValues = Object.fromEntries(own.map((f) => [f.input, f.path]));
+          const job = em.create(Job, {
+            id,
+            service: manifest.key,
+            serviceVersion: manifest.version,
+            owner: em.getReference(User, owner.userId),
+            state: JobState.Queued,
+            inputs: { ...values, ...fileValues },
+            inputFiles: own,
+            progress: 0,
+            attempts: 0,
+            priority,
+            assignment: 0,
+            targetDeviceId: targets[i],
+            batchId,
+            tokenHash: hashSecret(tokens.get(id)!),
+            idempotencyKey: i === 0 ? idempotencyKey : undefined,
+            requestHash: i === 0 && idempotencyKey ? requestHash(parsed) : undefined,
+            createdAt: new Date(),
+            updatedAt: new Date(),
+          });
+          em.create(JobEvent, {
+            jobId: id,
+            state: JobState.Queued,
+            actor: owner.userId,
+            at: new Date(),
+            data: {
+              ownerId: owner.userId,
+              service: manifest.key,
+              serviceVersion: manifest.version,
+              deviceId: targets[i],
+              batchId,
+            },
+          });
+          this.audit.record(
+            {
+              actor: owner,
+              action: 'job.submit',
+              targetType: 'job',
+              targetId: id,
+              origin,
+              details: { service: manifest.key, device: targets[i], batchId },
+            },
+            em,
+          );
+          return job;
+        }),
+      );
     } catch (err) {
+      for (const id of jobIds.slice(1)) {
+        await this.storage.delete(`jobs/${id}/`);
+      }
       // The same key submitted twice at once: the loser answers like a replay.
       if (err instanceof UniqueConstraintViolationException && idempotencyKey) {
         const replay = await this.replayed(owner, idempotencyKey, parsed);
@@ -213,13 +312,21 @@ export class JobsService {
       }
       throw err;
     }
-    try {
-      await this.queue.enqueue(job.id, manifest);
-    } catch (err) {
-      // PostgreSQL has the job; the worker's reconciler enqueues it once Redis is back.
-      this.logger.warn(`job ${job.id} stored but not enqueued: ${(err as Error).message}`);
+    this.scheduler.kick();
+    if (batchId) {
+      return { batchId, jobs: created.map((j) => toSubmittedDto(j, tokens.get(j.id))) };
     }
-    return toSubmittedDto(job, token);
+    return toSubmittedDto(created[0], tokens.get(created[0].id));
+  }
+
+  private async copyFiles(files: ParsedSubmission['files'], from: string, to: string) {
+    const copies: ParsedSubmission['files'] = [];
+    for (const file of files) {
+      const key = file.key.replace(`jobs/${from}/`, `jobs/${to}/`);
+      await this.storage.write(key, this.storage.read(file.key));
+      copies.push({ ...file, key });
+    }
+    return copies;
   }
 
   /** The job if the viewer may see it; 404 otherwise (no hint that it exists). */
@@ -237,7 +344,14 @@ export class JobsService {
   }
 
   async get(id: string, viewer: JobViewer): Promise<JobDto> {
-    return toJobDto(await this.visible(id, viewer));
+    const job = await this.visible(id, viewer);
+    const dto = toJobDto(job);
+    if (job.state === JobState.Queued) {
+      // Why it waits is computed now: caps, devices and slots change by the second.
+      const waiting = await this.scheduler.explain(job);
+      dto.reason = job.reason ? `${waiting} (${job.reason})` : waiting;
+    }
+    return dto;
   }
 
   async list(principal: UserPrincipal, query: ListJobsQuery): Promise<JobPageDto> {
@@ -250,6 +364,9 @@ export class JobsService {
     }
     if (query.service) {
       where.service = query.service;
+    }
+    if (query.batchId) {
+      where.batchId = query.batchId;
     }
     if (query.since) {
       where.createdAt = { $gte: query.since };
@@ -273,6 +390,18 @@ export class JobsService {
 
   async cancel(id: string, viewer: JobViewer): Promise<JobDto> {
     const job = await this.visible(id, viewer);
+    const moved = await this.cancelOne(job, viewer);
+    if (!moved) {
+      throw new ProblemException(
+        HttpStatus.CONFLICT,
+        `The job is ${job.state}; only queued or running jobs can be cancelled.`,
+      );
+    }
+    return toJobDto(moved);
+  }
+
+  /** Cancels a live job wherever it is: its queue entry, its process, its agent. */
+  private async cancelOne(job: Job, viewer: JobViewer): Promise<Job | undefined> {
     const by = viewer.principal?.userId ?? 'ticket';
     const moved = await this.em.getRepository(Job).transition(job.id, {
       to: JobState.Cancelled,
@@ -282,12 +411,25 @@ export class JobsService {
       patch: { finishedAt: new Date() },
     });
     if (!moved) {
-      throw new ProblemException(
-        HttpStatus.CONFLICT,
-        `The job is ${job.state}; only queued or running jobs can be cancelled.`,
-      );
+      return undefined;
     }
-    await this.queue.remove(job.id);
+    const device = moved.job.device
+      ? await this.em.fork().findOne(Device, moved.job.device.id)
+      : undefined;
+    if (device && moved.previous !== JobState.Queued) {
+      if (device.runner === 'agent') {
+        await this.commands.issue(device.id, { type: 'stop', args: { jobId: job.id } }, by);
+      } else if (device.runner === 'ssh' && !device.ssh?.statusCommand && moved.job.externalId) {
+        // Nobody polls this cluster job: a worker ends it (a polled one ends with its poll).
+        await this.queues
+          .cancelOnCluster({ jobId: job.id, deviceId: device.id, externalId: moved.job.externalId })
+          .catch((err: Error) => this.logger.warn(`job ${job.id}: cluster cancel: ${err.message}`));
+      } else {
+        await this.queues
+          .remove({ jobId: job.id, deviceId: device.id, assignment: moved.job.assignment })
+          .catch(() => {});
+      }
+    }
     await this.bus.publish({ type: 'cancel', jobId: job.id });
     await this.bus.publish({
       type: 'state',
@@ -296,7 +438,48 @@ export class JobsService {
       reason: moved.job.reason,
       at: new Date().toISOString(),
     });
-    return toJobDto(moved.job);
+    this.scheduler.kick();
+    return moved.job;
+  }
+
+  /** Cancels every live job of a batch session; each device gets a stop. */
+  async cancelBatch(batchId: string, principal: UserPrincipal): Promise<JobPageDto> {
+    const where: Record<string, unknown> = { batchId };
+    if (!hasRole(principal, 'admin')) {
+      where.owner = principal.userId;
+    }
+    const jobs = await this.em
+      .fork()
+      .find(Job, where, { orderBy: { createdAt: 'asc', id: 'asc' } });
+    if (jobs.length === 0) {
+      throw new NotFoundException(`There is no batch ${batchId}, or you may not see it.`);
+    }
+    const items: Job[] = [];
+    for (const job of jobs) {
+      items.push(isFinal(job.state) ? job : ((await this.cancelOne(job, { principal })) ?? job));
+    }
+    return { items: items.map(toJobDto) };
+  }
+
+  /** Admins reorder waiting work: higher priority runs first among one user's jobs. */
+  async setPriority(id: string, priority: number, principal: UserPrincipal, origin: RequestOrigin) {
+    const job = await this.visible(id, { principal });
+    await this.em.fork().transactional(async (em) => {
+      await em.nativeUpdate(Job, { id }, { priority, updatedAt: new Date() });
+      this.audit.record(
+        {
+          actor: principal,
+          action: 'job.priority',
+          targetType: 'job',
+          targetId: id,
+          origin,
+          details: { from: job.priority, to: priority },
+        },
+        em,
+      );
+    });
+    this.scheduler.kick();
+    return this.get(id, { principal });
   }
 
   async retry(id: string, viewer: JobViewer): Promise<JobDto> {
@@ -311,7 +494,13 @@ export class JobsService {
       reason: 'retried',
       actor: viewer.principal?.userId ?? 'ticket',
       actorUserId: viewer.principal?.userId,
-      patch: { progress: 0, progressMessage: undefined, finishedAt: undefined },
+      patch: {
+        progress: 0,
+        progressMessage: null,
+        finishedAt: null,
+        device: null,
+        notBefore: null,
+      },
     });
     if (!moved) {
       throw new ProblemException(
@@ -319,7 +508,7 @@ export class JobsService {
         `The job is ${job.state}; only failed jobs can be retried.`,
       );
     }
-    await this.queue.enqueue(job.id, manifest);
+    this.scheduler.kick();
     await this.bus.publish({
       type: 'state',
       jobId: job.id,

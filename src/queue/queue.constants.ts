@@ -5,25 +5,37 @@
 export enum QueueName {
   System = 'system',
   Jobs = 'jobs',
+  Notifications = 'notifications',
 }
 
 export enum JobName {
   SystemPing = 'system.ping',
   RunJob = 'jobs.run',
+  CancelOnCluster = 'jobs.cancel-on-cluster',
+  Deliver = 'notifications.deliver',
   Retention = 'jobs.retention',
 }
 
 export interface JobPayloads {
   [JobName.SystemPing]: { requestedAt: string };
-  /** The Bull job id is the labgate job id, so that a job is never enqueued twice. */
-  [JobName.RunJob]: { jobId: string };
+  /**
+   * Runs a job placed on a device (queue `device.<id>`). `assignment` is the job's placement
+   * count: a run for an older placement is stale and dropped.
+   */
+  [JobName.RunJob]: { jobId: string; deviceId: string; assignment: number };
   [JobName.Retention]: Record<string, never>;
+  /** Ends a cancelled job's cluster job on a device nobody polls (SSH callback mode). */
+  [JobName.CancelOnCluster]: { jobId: string; deviceId: string; externalId: string };
+  /** The Bull job id is the delivery id: a delivery is never queued twice. */
+  [JobName.Deliver]: { deliveryId: string };
 }
 
 export interface JobResults {
   [JobName.SystemPing]: { pong: true; requestedAt: string; worker: string };
   [JobName.RunJob]: void;
   [JobName.Retention]: { expired: number };
+  [JobName.CancelOnCluster]: void;
+  [JobName.Deliver]: void;
 }
 
 export type JobOf<N extends JobName> = JobPayloads[N];

@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import request from 'supertest';
 import { stringify } from 'yaml';
 import { CatalogService } from '../../src/catalog/catalog.service';
-import type { Principal } from '../../src/common/principal';
+import type { UserPrincipal as Principal } from '../../src/common/principal';
 import { ProblemException } from '../../src/common/problem';
 import { demoUser, loginAs } from '../support/auth';
 import { createTestDatabase } from '../support/database';
@@ -90,6 +90,7 @@ describe('service catalogue API', () => {
       key: 'echo',
       title: 'Echo',
       description: expect.any(String),
+      priority: 0,
       version: '1.0.0',
       enabled: true,
       retentionDays: 7,
@@ -204,6 +205,8 @@ describe('service catalogue API', () => {
     [{ enabled: 'no' }, ['enabled']],
     [{}, ['enabled']],
     [{ enabled: true, command: ['rm'] }, ['command']],
+    [{ priority: 'high' }, ['priority']],
+    [{ priority: 5000 }, ['priority']],
   ])('refuses the body %j with field errors', async (body, fields) => {
     const res = await request(http).patch('/api/v1/services/echo').set('Cookie', admin).send(body);
     expect(res.status).toBe(400);

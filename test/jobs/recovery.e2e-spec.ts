@@ -2,12 +2,13 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { INestApplicationContext } from '@nestjs/common';
 import request from 'supertest';
-import { JobQueue } from '../../src/jobs/job-queue';
+import { DeviceQueues } from '../../src/jobs/scheduling/device-queues';
 import { JobsWorker } from '../../src/jobs/jobs.worker';
 import { bearer, mintAccessToken } from '../support/auth';
 import { untar } from '../support/jobs';
 import { LabgateProcess } from '../support/labgate-process';
 import {
+  addLiveLocalDevice,
   addSlowFinishService,
   ageJobs,
   countRedisKeys,
@@ -116,22 +117,19 @@ describe('recovery: a worker killed with SIGKILL mid-job', () => {
       metrics: { pid: expect.any(Number) },
     });
     const events = await jobEventRows(app.config.database.url!, id);
+    // The job stays on its device: the second worker runs it again there.
     expect(events.map((e) => e.state)).toEqual([
       'queued',
       'assigned',
       'running',
-      'queued',
-      'assigned',
       'running',
       'succeeded',
     ]);
     const firstWorker = `worker:${hostname()}:${first.child.pid}`;
     const secondWorker = `worker:${hostname()}:${second.child.pid}`;
     expect(events.slice(1).map((e) => e.actor)).toEqual([
+      'scheduler',
       firstWorker,
-      firstWorker,
-      secondWorker,
-      secondWorker,
       secondWorker,
       secondWorker,
     ]);
@@ -172,8 +170,10 @@ describe('recovery: Redis keys lost while jobs are queued', () => {
     await app?.close();
   });
 
-  it('re-enqueues every queued job from PostgreSQL, and all of them finish', async () => {
+  it('hands every placed job over again from PostgreSQL, and all of them finish', async () => {
     const prefix = app.config.redis.prefix;
+    // A device that looks alive: the API places the jobs on its Bull queue before any worker.
+    const deviceId = await addLiveLocalDevice(app.config.database.url!, 10);
     const inputs = Array.from({ length: 10 }, (_, i) => ({ a: i + 0.25, b: i * 2 }));
     const ids: string[] = [];
     for (const values of inputs) {
@@ -185,15 +185,25 @@ describe('recovery: Redis keys lost while jobs are queued', () => {
       expect(submitted.body.status).toBe('queued');
       ids.push(submitted.body.id as string);
     }
+    await waitUntil(
+      'all ten jobs to be placed',
+      async () => {
+        const states = await Promise.all(
+          ids.map(async (id) => (await request(http).get(`/api/v1/jobs/${id}`).set(alice)).body),
+        );
+        return states.every((j: JobBody) => j.status === 'assigned');
+      },
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
     expect(await countRedisKeys(prefix)).toBeGreaterThan(0);
 
     // FLUSHALL for this installation alone (other test files share this Redis).
     await clearRedisPrefix(prefix);
     expect(await countRedisKeys(prefix)).toBe(0);
 
-    // The reconciler leaves queued jobs younger than 5 s alone (they may still be on their way
-    // into Redis from the API); rather than wait those 5 s, make the rows 10 s older, as if the
-    // time had passed. Then the worker's boot-time reconcile puts them all back.
+    // The reconciler leaves placements younger than 5 s alone (they may still be on their way
+    // into Redis from the scheduler); rather than wait those 5 s, make the rows 10 s older, as
+    // if the time had passed. Then the worker's boot-time reconcile hands them all over again.
     expect(await ageJobs(app.config.database.url!, 10)).toBe(10);
     worker = await startTestWorker(app.config.with({ role: 'worker' }));
 
@@ -218,7 +228,17 @@ describe('recovery: Redis keys lost while jobs are queued', () => {
     });
     // Nothing is left for the reconciler, and finished jobs have left Redis.
     expect(await worker.get(JobsWorker).reconcile()).toBe(0);
-    const queue = worker.get(JobQueue);
-    expect(await Promise.all(ids.map((id) => queue.holds(id)))).toEqual(ids.map(() => false));
+    // (Bull removes a finished run just after the job's final state is committed.)
+    const queues = worker.get(DeviceQueues);
+    await waitUntil(
+      'the finished runs to leave Redis',
+      async () => {
+        const held = await Promise.all(
+          ids.map((id) => queues.holds({ jobId: id, deviceId, assignment: 1 })),
+        );
+        return held.every((h) => !h);
+      },
+      { timeoutMs: 5_000, intervalMs: 50 },
+    );
   }, 60_000);
 });

@@ -147,3 +147,22 @@ export async function countRedisKeys(prefix: string, url = TEST_REDIS_URL): Prom
     redis.disconnect();
   }
 }
+
+/**
+ * Registers the workers' `local` device as if a worker were up (a fresh heartbeat), so that
+ * an API-only app places jobs on it before any worker runs. Returns its id.
+ */
+export function addLiveLocalDevice(databaseUrl: string, slots = 1): Promise<string> {
+  return withPg(databaseUrl, async (client) => {
+    const { rows } = await client.query<{ id: string }>(
+      `insert into device (id, name, kind, runner, services, slots, labels, admin_state,
+                           token_hash, token_hint, active_jobs, last_heartbeat_at, created_at,
+                           updated_at)
+       values (gen_random_uuid(), 'local', 'workstation', 'local', '["*"]', $1, '{}', 'enabled',
+               md5(random()::text), 'lgd_', 0, now(), now(), now())
+       returning id`,
+      [slots],
+    );
+    return rows[0].id;
+  });
+}

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean } from 'class-validator';
+import { IsBoolean, IsInt, Max, Min, ValidateIf } from 'class-validator';
 import { INPUT_TYPES, InputSpec, InputType, ServiceManifest } from '../manifest';
 
 /** One input of a service's interface, as a client needs it to build a submission. */
@@ -74,6 +74,9 @@ export class ServiceDto {
   @ApiProperty({ description: 'False when an admin disabled it: submissions are refused.' })
   enabled: boolean;
 
+  @ApiProperty({ description: "Priority of its new jobs (higher first among one user's)." })
+  priority: number;
+
   @ApiProperty({ type: [InputDto] })
   inputs: InputDto[];
 
@@ -92,9 +95,23 @@ export class ServiceDto {
 }
 
 export class UpdateServiceDto {
-  @ApiProperty({ description: 'False to refuse new submissions to the service.' })
-  @IsBoolean()
-  enabled: boolean;
+  @ApiPropertyOptional({ description: 'False to refuse new submissions to the service.' })
+  @ValidateIf((dto: UpdateServiceDto) => dto.priority === undefined || dto.enabled !== undefined)
+  @IsBoolean({ message: 'enabled must be a boolean (give enabled, priority or both)' })
+  enabled?: boolean;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    nullable: true,
+    minimum: -1000,
+    maximum: 1000,
+    description: "Priority of the service's new jobs (higher first); null: the manifest's.",
+  })
+  @ValidateIf((dto: UpdateServiceDto) => dto.priority !== undefined && dto.priority !== null)
+  @IsInt()
+  @Min(-1000)
+  @Max(1000)
+  priority?: number | null;
 }
 
 function toInputDto(spec: InputSpec): InputDto {
@@ -117,13 +134,18 @@ function toInputDto(spec: InputSpec): InputDto {
 }
 
 /** Explicit, so that a field added to the manifest (such as `run`) is never shown by accident. */
-export function toServiceDto(manifest: ServiceManifest, enabled: boolean): ServiceDto {
+export function toServiceDto(
+  manifest: ServiceManifest,
+  enabled: boolean,
+  priority?: number | null,
+): ServiceDto {
   return {
     key: manifest.key,
     title: manifest.title,
     description: manifest.description,
     version: manifest.version,
     enabled,
+    priority: priority ?? manifest.priority,
     inputs: manifest.inputs.map(toInputDto),
     resultSchema: manifest.resultSchema,
     retentionDays: manifest.retentionDays,

@@ -1,6 +1,16 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsDate, IsEnum, IsOptional, IsString, Matches } from 'class-validator';
+import {
+  IsDate,
+  IsEnum,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
 import { PageQuery } from '../../common/pagination';
 import { JobState } from '../job-state';
 
@@ -35,8 +45,19 @@ export class SubmittedJobDto {
   @ApiProperty({ enum: JobState })
   status: JobState;
 
+  @ApiPropertyOptional({ format: 'uuid', description: 'The device a batch job runs on.' })
+  deviceId?: string;
+
   @ApiProperty({ type: JobLinksDto })
   links: JobLinksDto;
+}
+
+export class SubmittedBatchDto {
+  @ApiProperty({ format: 'uuid', description: 'GET /api/v1/jobs?batchId=… lists its jobs.' })
+  batchId: string;
+
+  @ApiProperty({ type: [SubmittedJobDto], description: 'One job per target device.' })
+  jobs: SubmittedJobDto[];
 }
 
 export class InputFileDto {
@@ -95,6 +116,15 @@ export class JobDto {
   @ApiProperty()
   attempts: number;
 
+  @ApiProperty({ description: "Higher runs first among one user's waiting jobs." })
+  priority: number;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'Where it is placed, or where it ran.' })
+  deviceId?: string;
+
+  @ApiPropertyOptional({ format: 'uuid' })
+  batchId?: string;
+
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { sum: 3 } })
   metrics?: Record<string, unknown>;
 
@@ -137,6 +167,11 @@ export class ListJobsQuery extends PageQuery {
   @Matches(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'service must be a service key' })
   service?: string;
 
+  @ApiPropertyOptional({ format: 'uuid', description: 'Only the jobs of this batch session.' })
+  @IsOptional()
+  @IsUUID('all', { message: 'batchId must be a UUID' })
+  batchId?: string;
+
   @ApiPropertyOptional({ description: 'Only jobs created at or after (ISO 8601).' })
   @IsOptional()
   @Type(() => Date)
@@ -150,4 +185,23 @@ export class SubmitJsonDto {
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { a: 1, b: 2 } })
   inputs?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    type: [String],
+    format: 'uuid',
+    description:
+      'A session on several devices: one job per device, under one batchId (201 SubmittedBatchDto).',
+  })
+  targets?: string[];
+
+  @ApiPropertyOptional({ minimum: -1000, maximum: 1000, description: 'Admins only.' })
+  priority?: number;
+}
+
+export class PatchJobDto {
+  @ApiProperty({ minimum: -1000, maximum: 1000, description: 'Higher runs first.' })
+  @IsInt()
+  @Min(-1000)
+  @Max(1000)
+  priority: number;
 }
