@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AdminModule } from './admin/admin.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { CatalogModule } from './catalog/catalog.module';
@@ -34,6 +35,7 @@ export class AppModule {
         ResultsModule.forRoot(config),
         NotificationsModule.forRoot(config),
         HealthModule,
+        AdminModule,
       ],
     };
   }

@@ -38,6 +38,19 @@ export interface MailConfig {
   from: string;
 }
 
+export interface HttpSecurityConfig {
+  /** Unset: /metrics is open. */
+  metricsToken?: string;
+  /** Origins allowed to call the API from a browser; empty: none. */
+  corsOrigins: string[];
+  /** Express `trust proxy`: false, true, a hop count, or addresses/subnets. */
+  trustProxy: boolean | number | string[];
+  /** Requests per minute per user or device (0: no limit). */
+  rateLimitUserPerMinute: number;
+  /** Requests per minute per IP without credentials (0: no limit). */
+  rateLimitIpPerMinute: number;
+}
+
 export interface RedisConfig {
   url?: string;
   prefix: string;
@@ -77,6 +90,7 @@ export class AppConfig {
   readonly webhookAllowPrivate: boolean;
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly http: HttpSecurityConfig;
 
   constructor(values: Omit<AppConfig, 'isProduction' | 'runsApi' | 'runsWorker' | 'with'>) {
     Object.assign(this, values);

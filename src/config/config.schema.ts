@@ -276,4 +276,42 @@ export const VARIABLES: readonly VariableSpec[] = [
     description:
       'Allow webhook URLs that resolve to loopback or private addresses (refused by default: SSRF).',
   },
+  {
+    name: 'METRICS_TOKEN',
+    kind: 'string',
+    secret: true,
+    description:
+      'When set, GET /metrics (Prometheus) requires Authorization: Bearer <this token>. Unset: /metrics is open (keep it off the public network).',
+  },
+  {
+    name: 'CORS_ORIGINS',
+    kind: 'list',
+    description:
+      'Comma-separated origins (https://app.example.org) whose browser pages may call the API. Unset: no cross-origin access.',
+  },
+  {
+    name: 'TRUST_PROXY',
+    kind: 'string',
+    default: 'false',
+    description:
+      'Reverse proxies whose X-Forwarded-* headers are believed (client IP, https): false, true, a hop count, or comma-separated addresses/subnets (loopback, 10.0.0.0/8). Session cookies are Secure when the request came over https.',
+  },
+  {
+    name: 'RATE_LIMIT_USER_PER_MINUTE',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: '1200',
+    description:
+      'Most requests one signed-in user (or device) may make per minute, counted across every API process in Redis (0: no limit).',
+  },
+  {
+    name: 'RATE_LIMIT_IP_PER_MINUTE',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: '600',
+    description:
+      'Most requests without credentials one client IP may make per minute, counted in Redis across API processes (0: no limit).',
+  },
 ];

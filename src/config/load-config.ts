@@ -77,6 +77,24 @@ function parseValue(spec: VariableSpec, raw: string): Parsed {
   }
 }
 
+/** `TRUST_PROXY` as Express takes it: a boolean, a hop count, or a list of addresses/subnets. */
+function parseTrustProxy(raw: string): boolean | number | string[] {
+  const value = raw.trim().toLowerCase();
+  if (['false', '0', 'no', ''].includes(value)) {
+    return false;
+  }
+  if (['true', 'yes'].includes(value)) {
+    return true;
+  }
+  if (/^\d+$/.test(value)) {
+    return Number(value);
+  }
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /** Hides the password of a connection URL so that it can be logged or shown in an error. */
 export function redactUrl(raw: string): string {
   return raw.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -186,5 +204,12 @@ export function loadConfig(
     webhookAllowPrivate: get<boolean>('WEBHOOK_ALLOW_PRIVATE'),
     bodyLimitBytes: get<number>('BODY_LIMIT'),
     shutdownTimeoutMs: get<number>('SHUTDOWN_TIMEOUT_SECONDS') * 1000,
+    http: {
+      metricsToken: get<string | undefined>('METRICS_TOKEN'),
+      corsOrigins: get<string[] | undefined>('CORS_ORIGINS') ?? [],
+      trustProxy: parseTrustProxy(get<string>('TRUST_PROXY')),
+      rateLimitUserPerMinute: get<number>('RATE_LIMIT_USER_PER_MINUTE'),
+      rateLimitIpPerMinute: get<number>('RATE_LIMIT_IP_PER_MINUTE'),
+    },
   });
 }
