@@ -18,6 +18,10 @@ import { StorageModule } from './storage/storage.module';
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
+    // One instance, imported twice: the health module's metrics read the jobs module's services.
+    const jobs = JobsModule.forRoot(config);
+    // Likewise: the admin API reuses the auth module's Authenticator and RolesService.
+    const auth = AuthModule.forRoot();
     return {
       module: AppModule,
       imports: [
@@ -27,15 +31,15 @@ export class AppModule {
         QueueModule.forRoot(config),
         AuditModule,
         OutboxModule,
-        AuthModule.forRoot(),
+        auth,
         StorageModule,
         CatalogModule,
         DevicesModule,
-        JobsModule.forRoot(config),
+        jobs,
         ResultsModule.forRoot(config),
         NotificationsModule.forRoot(config),
-        HealthModule,
-        AdminModule,
+        HealthModule.forRoot(jobs),
+        AdminModule.forRoot(config, { auth, jobs }),
       ],
     };
   }

@@ -1,30 +1,40 @@
 import { randomUUID } from 'node:crypto';
-import { Entity, Index, PrimaryKey, Property } from '@mikro-orm/core';
+import { Entity, EntityRepositoryType, Index, PrimaryKey, Property } from '@mikro-orm/core';
 import { AuditEventRepository } from './audit-event.repository';
+import type { AuditedAction, AuditTarget } from './audited-actions';
 
-/** One line of the append-only audit log: who did what to which object, when, from where. */
+/**
+ * One line of the append-only audit log: who did what to which object, when, from where.
+ * PostgreSQL refuses UPDATE, DELETE and TRUNCATE on the table (a trigger), so not even a bug
+ * here or a retention sweep can rewrite history.
+ */
 @Entity({ tableName: 'audit_event', repository: () => AuditEventRepository })
 @Index({ properties: ['at', 'id'] })
 @Index({ properties: ['targetType', 'targetId'] })
+// What one person did: the admin API's `actor` filter, newest first.
+@Index({ properties: ['actorId', 'at', 'id'] })
 export class AuditEvent {
+  [EntityRepositoryType]?: AuditEventRepository;
+
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
 
   @Property({ type: 'datetime', columnType: 'timestamptz' })
   at: Date = new Date();
 
-  /** The user or device that acted; null for the system itself. */
+  /** The user or device that acted (see actorKind); null for labgate itself. */
   @Property({ type: 'uuid', nullable: true })
   actorId?: string;
 
   @Property({ type: 'text' })
   actorKind!: 'user' | 'device' | 'system' | 'ticket';
 
+  /** One of the declared actions (audited-actions.ts). */
   @Property({ type: 'text' })
-  action!: string;
+  action!: AuditedAction;
 
   @Property({ type: 'text' })
-  targetType!: string;
+  targetType!: AuditTarget;
 
   @Property({ type: 'text', nullable: true })
   targetId?: string;

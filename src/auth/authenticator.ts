@@ -106,7 +106,9 @@ export class Authenticator {
     }
     const claims = isJwt(token) ? await this.verifyJwt(token) : await this.introspect(token);
     const identity = await this.identityFrom(token, claims);
-    const user = await this.em.fork().getRepository(User).upsertIdentity(identity, false);
+    // Scripts never pass the login page: each use of an access token counts as a sign-in, so
+    // that lastLoginAt shows who still uses labgate (the upsert writes the row anyway).
+    const user = await this.em.fork().getRepository(User).upsertIdentity(identity, true);
     return this.principals.forUser(this.usable(user), 'bearer');
   }
 

@@ -115,6 +115,13 @@ export class LoginService {
       this.config.auth.entitlementClaim,
     );
     const user = await em.getRepository(User).upsertIdentity(identity, true);
+    if (user.blocked) {
+      // No session for a blocked account: every request with it would be refused anyway.
+      throw new ProblemException(
+        HttpStatus.FORBIDDEN,
+        'This account is blocked; contact the administrators.',
+      );
+    }
     const { secret, session } = await this.sessions.create(user, idToken);
     const principal = await this.principals.forUser(user, 'session', { sessionId: session.id });
     this.audit.record(

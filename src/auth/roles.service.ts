@@ -14,13 +14,20 @@ export class RolesService {
 
   /** Rules are read at every check, so that an admin's change applies to the next request. */
   async rolesFor(entitlements: string[]): Promise<Role[]> {
-    const rules = entitlements.length
+    const [roles] = await this.rolesOfEach([entitlements]);
+    return roles;
+  }
+
+  /** The roles of many users (one per entitlement list) with one read of the rules. */
+  async rolesOfEach(entitlementLists: string[][]): Promise<Role[][]> {
+    const rules = entitlementLists.some((entitlements) => entitlements.length)
       ? await this.em.fork().find(EntitlementRule, {}, { fields: ['entitlement', 'match', 'role'] })
       : [];
-    return effectiveRoles(entitlements, {
+    const sources = {
       adminEntitlements: this.config.auth.adminEntitlements,
       operatorEntitlements: this.config.auth.operatorEntitlements,
       rules,
-    });
+    };
+    return entitlementLists.map((entitlements) => effectiveRoles(entitlements, sources));
   }
 }

@@ -98,9 +98,14 @@ export class TokensService {
     if (!token) {
       return undefined;
     }
-    // Coarse on purpose: one write a minute per token at most.
+    // Coarse on purpose: one write a minute per token at most. Using a token counts as its
+    // owner signing in (lastLoginAt), as an OIDC bearer token does; a refused one does not.
     if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > 60_000) {
-      await em.nativeUpdate(PersonalAccessToken, token.id, { lastUsedAt: new Date() });
+      const now = new Date();
+      await em.nativeUpdate(PersonalAccessToken, token.id, { lastUsedAt: now });
+      if (!token.user.blocked) {
+        await em.nativeUpdate(User, token.user.id, { lastLoginAt: now });
+      }
     }
     return token;
   }

@@ -26,7 +26,8 @@ export class UserRepository extends EntityRepository<User> {
            email = coalesce(excluded.email, app_user.email),
            name = coalesce(excluded.name, app_user.name),
            entitlements = case when ? then excluded.entitlements else app_user.entitlements end,
-           last_login_at = coalesce(excluded.last_login_at, app_user.last_login_at)
+           last_login_at = case when app_user.blocked then app_user.last_login_at
+                                else coalesce(excluded.last_login_at, app_user.last_login_at) end
          returning id`,
         [
           claims.issuer,

@@ -1,6 +1,7 @@
 import { HttpStatus, Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { AuditService } from '../audit/audit.service';
+import type { ActionOn } from '../audit/audited-actions';
 import type { RequestOrigin } from '../common/auth.decorators';
 import { hasRole, type UserPrincipal as Principal } from '../common/principal';
 import { ProblemException } from '../common/problem';
@@ -106,7 +107,7 @@ export class CatalogService {
         priority: change.priority === undefined ? before.priority : change.priority,
       };
       await repository.set(key, next, actor.userId);
-      const record = (action: string, details: Record<string, unknown>) =>
+      const record = (action: ActionOn<'service'>, details: Record<string, unknown>) =>
         this.audit.record(
           { actor, action, targetType: 'service', targetId: key, origin, details },
           em,

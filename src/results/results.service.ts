@@ -4,6 +4,7 @@ import { LockMode } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import type { Request, Response } from 'express';
 import { AuditService } from '../audit/audit.service';
+import type { ActionOn } from '../audit/audited-actions';
 import { User } from '../auth/user.entity';
 import { CatalogService } from '../catalog/catalog.service';
 import { validateMetrics } from '../catalog/input-validation';
@@ -208,7 +209,7 @@ export class ResultsService {
     id: string,
     principal: UserPrincipal,
     origin: RequestOrigin,
-    action: string,
+    action: ActionOn<'result'>,
     apply: (result: Result) => Record<string, unknown>,
   ): Promise<ResultDto> {
     const result = await this.em.fork().transactional(async (em) => {
