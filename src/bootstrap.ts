@@ -11,13 +11,16 @@ import {
   startDevIdentityProvider,
 } from './auth/dev-idp/dev-identity-provider';
 import { OidcClient } from './auth/oidc-client';
-import { translateBodyErrors } from './common/body-errors';
+import { refuseUnstorableInput, translateBodyErrors } from './common/body-errors';
+import { answerClientErrorsWithProblems } from './common/client-errors';
+import { applyHttpSecurity } from './common/http-security';
 import { assignRequestId } from './common/logging.module';
 import { ProblemFilter } from './common/problem.filter';
 import { setupSwagger } from './common/swagger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, redactUrl } from './config';
 import { EMBEDDED_CONNECTIONS, startEmbeddedPostgres } from './database/embedded-postgres';
+import { HttpMetrics } from './health/http-metrics';
 import { findOrStartLocalRedis } from './queue/local-redis';
 
 export interface Runtime {
@@ -140,20 +143,24 @@ export async function createApi(
     abortOnError: false,
   });
   app.useLogger(app.get(PinoLogger));
+  answerClientErrorsWithProblems(app.getHttpServer());
   app.use(assignRequestId);
+  app.use(app.get(HttpMetrics).middleware());
+  const oidc = app.get(OidcClient).metadata;
+  applyHttpSecurity(app, config, [oidc.token_endpoint ?? '']);
   app.useBodyParser('json', { limit: config.bodyLimitBytes });
   app.useBodyParser('urlencoded', { limit: config.bodyLimitBytes, extended: true });
+  app.use(refuseUnstorableInput);
   app.use(translateBodyErrors);
   app.setGlobalPrefix('api/v1', {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
     ],
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter(config.nodeEnv === 'development'));
-  app.disable('x-powered-by');
-  const oidc = app.get(OidcClient).metadata;
   setupSwagger(app, {
     publicUrl: config.publicUrl,
     authorizationUrl: oidc.authorization_endpoint ?? '',

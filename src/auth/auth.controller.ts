@@ -32,11 +32,16 @@ export class AuthController {
     private readonly config: AppConfig,
   ) {}
 
-  private cookie(extra: CookieOptions = {}): CookieOptions {
+  /**
+   * Secure when the browser talks https to us: PUBLIC_URL says so, or the request came over
+   * https — directly, or per X-Forwarded-Proto from a proxy TRUST_PROXY names (`req.secure`
+   * believes the header only then).
+   */
+  private cookie(req: Request, extra: CookieOptions = {}): CookieOptions {
     return {
       httpOnly: true,
       sameSite: 'lax',
-      secure: this.config.publicUrl.startsWith('https:'),
+      secure: req.secure || this.config.publicUrl.startsWith('https:'),
       ...extra,
     };
   }
@@ -47,9 +52,13 @@ export class AuthController {
   @ApiQuery({ name: 'returnTo', required: false, description: 'A path of this app, e.g. /docs' })
   @ApiFoundResponse({ description: 'Redirect to the identity provider.' })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'returnTo is not a path of this app.' })
-  async start(@Query('returnTo') returnTo: string | undefined, @Res() res: Response) {
+  async start(
+    @Query('returnTo') returnTo: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
     const login = await this.login.start(returnTo);
-    res.cookie(LOGIN_COOKIE, login.state, this.cookie({ path: AUTH_PATH, maxAge: 600_000 }));
+    res.cookie(LOGIN_COOKIE, login.state, this.cookie(req, { path: AUTH_PATH, maxAge: 600_000 }));
     res.redirect(302, login.redirect);
   }
 
@@ -63,12 +72,12 @@ export class AuthController {
       ? req.originalUrl.slice(req.originalUrl.indexOf('?'))
       : '';
     const browserState = parseCookies(req.headers.cookie ?? '')[LOGIN_COOKIE];
-    res.clearCookie(LOGIN_COOKIE, this.cookie({ path: AUTH_PATH }));
+    res.clearCookie(LOGIN_COOKIE, this.cookie(req, { path: AUTH_PATH }));
     const done = await this.login.finish(query, browserState, origin);
     res.cookie(
       SESSION_COOKIE,
       done.sessionSecret,
-      this.cookie({ path: '/', maxAge: this.config.auth.sessionTtlMs }),
+      this.cookie(req, { path: '/', maxAge: this.config.auth.sessionTtlMs }),
     );
     res.redirect(302, done.redirect);
   }
@@ -80,7 +89,7 @@ export class AuthController {
   @ApiNoContentResponse({ description: 'Signed out.' })
   async logout(@Req() req: Request & { user?: { sessionId?: string } }, @Res() res: Response) {
     const next = await this.login.logout(req.user?.sessionId);
-    res.clearCookie(SESSION_COOKIE, this.cookie({ path: '/' }));
+    res.clearCookie(SESSION_COOKIE, this.cookie(req, { path: '/' }));
     if (next) {
       res.redirect(303, next);
     } else {

@@ -3,7 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PassportModule } from '@nestjs/passport';
-import { ThrottlerModule } from '@nestjs/throttler';
+import { RateLimitModule } from '../common/rate-limit.module';
 import { AppConfig } from '../config';
 import { AccessGuard } from './access.guard';
 import { AuthController } from './auth.controller';
@@ -28,7 +28,8 @@ import { User } from './user.entity';
 @Module({
   imports: [
     MikroOrmModule.forFeature([User, Session, LoginFlow, PersonalAccessToken, EntitlementRule]),
-    ThrottlerModule.forRoot([{ ttl: 60_000, limit: 100 }]),
+    // Counted in Redis; the API-wide limits run after this module's guard has authenticated.
+    RateLimitModule,
   ],
   controllers: [AuthController, MeController, EntitlementRulesController],
   providers: [
@@ -45,7 +46,9 @@ import { User } from './user.entity';
     PassportRegistration,
     { provide: APP_GUARD, useClass: AccessGuard },
   ],
-  exports: [OidcClient, Principals],
+  // RolesService and Authenticator: the admin API shows users' roles and guards the queue
+  // dashboard (plain Express, out of reach of the global guard) with the same rules.
+  exports: [OidcClient, Principals, RolesService, Authenticator],
 })
 export class AuthModule {
   /** Each app gets a passport strategy name of its own (passport is process-wide). */

@@ -19,10 +19,27 @@ import type {
 } from './dto/device.dto';
 import { DeviceCommandsService } from './device-commands.service';
 import { DeviceEvents } from './device-events';
-import { ALL_SERVICES } from './device-state';
+import {
+  ALL_SERVICES,
+  type AdminState,
+  type DeviceRunner,
+  type ObservedState,
+  observedState,
+} from './device-state';
 import { DeviceTokens } from './device-tokens.service';
 import { Device } from './device.entity';
 import { toAgentCommandDto, toDeviceDto } from './device.mapper';
+
+export interface DeviceOverview {
+  id: string;
+  name: string;
+  runner: DeviceRunner;
+  adminState: AdminState;
+  state: ObservedState;
+  /** Jobs assigned to or running on it. */
+  activeJobs: number;
+  slots: number;
+}
 
 /** The device registry (admin and operator API) and the liveness half of the agent protocol. */
 @Injectable()
@@ -125,6 +142,28 @@ export class DevicesService {
 
   async get(id: string): Promise<DeviceDto> {
     return this.toDto(await this.require(this.em, id));
+  }
+
+  /** Every device with its states, for monitoring (the health module's metrics). */
+  async overview(): Promise<DeviceOverview[]> {
+    const now = Date.now();
+    const devices = await this.em.fork().find(
+      Device,
+      {},
+      {
+        fields: ['id', 'name', 'runner', 'adminState', 'lastHeartbeatAt', 'activeJobs', 'slots'],
+        orderBy: { name: 'asc' },
+      },
+    );
+    return devices.map((d) => ({
+      id: d.id,
+      name: d.name,
+      runner: d.runner,
+      adminState: d.adminState,
+      state: observedState(d, this.config.deviceDownAfterMs, now),
+      activeJobs: d.activeJobs,
+      slots: d.slots,
+    }));
   }
 
   async update(

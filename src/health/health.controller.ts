@@ -3,6 +3,7 @@ import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/s
 import { HealthCheckService, MikroOrmHealthIndicator } from '@nestjs/terminus';
 import { ProblemDto, ProblemException } from '../common/problem';
 import { Public } from '../common/public.decorator';
+import { SkipRateLimit } from '../common/rate-limit';
 import { LivenessDto, ReadinessDto } from './health.dto';
 import { RedisHealthIndicator } from './redis.health';
 
@@ -13,6 +14,8 @@ interface TerminusFailure {
 
 @ApiTags('health')
 @Controller('health')
+// Probes and orchestrators must never be refused for traffic of others.
+@SkipRateLimit()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
@@ -29,7 +32,10 @@ export class HealthController {
 
   @Public()
   @Get('ready')
-  @ApiOkResponse({ type: ReadinessDto, description: 'PostgreSQL and Redis both answer.' })
+  @ApiOkResponse({
+    type: ReadinessDto,
+    description: 'PostgreSQL and Redis both answer (warnings name what an operator should fix).',
+  })
   @ApiServiceUnavailableResponse({ type: ProblemDto, description: 'A dependency is down.' })
   async ready(): Promise<ReadinessDto> {
     try {
@@ -37,7 +43,7 @@ export class HealthController {
         () => this.database.pingCheck('database', { timeout: 1500 }),
         () => this.redis.check('redis'),
       ]);
-      return { status: 'ok', checks: result.details };
+      return { status: 'ok', checks: result.details, warnings: warningsOf(result.details) };
     } catch (err) {
       if (!(err instanceof ServiceUnavailableException)) {
         throw err;
@@ -51,4 +57,11 @@ export class HealthController {
       });
     }
   }
+}
+
+/** The `warning` a check reported, prefixed with its name. */
+function warningsOf(details: Record<string, Record<string, unknown>>): string[] {
+  return Object.entries(details).flatMap(([name, detail]) =>
+    typeof detail.warning === 'string' ? [`${name}: ${detail.warning}`] : [],
+  );
 }

@@ -44,6 +44,9 @@ export interface TransitionResult {
   event: JobEvent;
 }
 
+/** The states that end a run. */
+const RUN_ENDS = [JobState.Succeeded, JobState.Failed, JobState.Cancelled] as const;
+
 /** The outbox payload of a job's event (see JobEventData). */
 export function eventData(job: Job): JobEventData {
   const data: JobEventData = {
@@ -69,7 +72,62 @@ export function eventData(job: Job): JobEventData {
   return data;
 }
 
+/** How many jobs of one service are in one state. */
+export interface JobCount {
+  service: string;
+  state: JobState;
+  count: number;
+}
+
+/** Finished runs of one service: cumulative counts per upper bound (seconds), sum and count. */
+export interface RunTimeHistogram {
+  service: string;
+  /** `buckets[i]`: runs that took at most `bounds[i]` seconds. */
+  buckets: number[];
+  sumSeconds: number;
+  count: number;
+}
+
 export class JobRepository extends EntityRepository<Job> {
+  /** Jobs per service and state (one grouped scan; for monitoring). */
+  async countByServiceAndState(): Promise<JobCount[]> {
+    const rows = await this.getEntityManager()
+      .getConnection()
+      .execute<Array<{ service: string; state: JobState; count: string }>>(
+        'select service, state, count(*) as count from job group by service, state',
+      );
+    return rows.map((r) => ({ service: r.service, state: r.state, count: Number(r.count) }));
+  }
+
+  /**
+   * Run times of finished runs per service, from the job events: each move from running to a
+   * final state ends a run that began at the job's previous event (its move to running). Job
+   * events are append-only, so the counts only grow, as a Prometheus histogram's must; the job
+   * row would not do (a retried job clears its finished_at).
+   */
+  async runTimeHistogram(bounds: readonly number[]): Promise<RunTimeHistogram[]> {
+    const buckets = bounds.map((_, i) => `count(*) filter (where seconds <= ?) as b${i}`);
+    const rows = await this.getEntityManager()
+      .getConnection()
+      .execute<Array<Record<string, string | null>>>(
+        `select service, ${buckets.join(', ')}, coalesce(sum(seconds), 0) as sum, count(*) as count
+           from (select e.state, e.previous_state, coalesce(e.data->>'service', '') as service,
+                        extract(epoch from e.at - lag(e.at) over (
+                          partition by e.job_id order by e.id)) as seconds
+                   from job_event e
+                  where e.state in (?, ?, ?, ?)) runs
+          where previous_state = ? and state in (?, ?, ?) and seconds is not null
+          group by service`,
+        [...bounds, JobState.Running, ...RUN_ENDS, JobState.Running, ...RUN_ENDS],
+      );
+    return rows.map((r) => ({
+      service: r.service ?? '',
+      buckets: bounds.map((_, i) => Number(r[`b${i}`])),
+      sumSeconds: Number(r.sum),
+      count: Number(r.count),
+    }));
+  }
+
   /**
    * Moves a job to another state in one transaction: the row is locked, the move is checked
    * against the lifecycle, the update is guarded by the state it saw (so two workers can never

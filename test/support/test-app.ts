@@ -37,6 +37,9 @@ export async function createTestEnvironment(
     REDIS_PREFIX: prefix,
     VAR_DIR: varDir,
     DEV_IDP_PORT: '0',
+    // No API-wide rate limits unless a test asks for them (test/ops/security.e2e-spec.ts).
+    RATE_LIMIT_USER_PER_MINUTE: '0',
+    RATE_LIMIT_IP_PER_MINUTE: '0',
     ...env,
   };
   // Registered like an institution's provider (explicit issuer and secret), so that no

@@ -113,6 +113,12 @@ export class DeviceQueues implements OnModuleDestroy {
     });
   }
 
+  /** Jobs waiting in and taken from a device's queue (for monitoring). */
+  async depth(deviceId: string): Promise<{ waiting: number; active: number; delayed: number }> {
+    const counts = await this.producer(deviceId).getJobCounts();
+    return { waiting: counts.waiting, active: counts.active, delayed: counts.delayed };
+  }
+
   async holds(run: Run): Promise<boolean> {
     return (await this.producer(run.deviceId).getJob(DeviceQueues.bullJobId(run))) !== null;
   }
