@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 
@@ -19,6 +28,8 @@ const scripts: Record<string, string> = JSON.parse(
 
 interface Service {
   command?: string | string[];
+  entrypoint?: string | string[];
+  profiles?: string[];
   healthcheck?: { test?: string | string[]; disable?: boolean };
   environment?: Record<string, string | null>;
   secrets?: { source: string }[];
@@ -31,14 +42,22 @@ interface ResolvedCompose {
   secrets?: Record<string, { file?: string }>;
 }
 
+/** What an operator puts in docker/.env: the site settings compose insists on. */
+const SITE = {
+  PUBLIC_URL: 'https://labgate.example.org',
+  OIDC_ISSUER: 'https://login.example.org',
+};
+
 /** `docker-compose config`: schema validation plus the resolved file, or a failure that says why. */
-function resolveCompose(): ResolvedCompose {
+function resolveCompose(site: Record<string, string> = SITE): ResolvedCompose {
   let out: string;
   try {
     out = execFileSync('docker-compose', ['-f', composeFile, 'config'], {
       cwd: root,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Only these: a docker/.env or variables of the shell running the tests must not count.
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...site },
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { status?: number; stderr?: string };
@@ -171,6 +190,79 @@ describe('docker/compose.yml', () => {
   });
 });
 
+describe('docker/compose.yml: settings, secrets, CLI, reverse proxy', () => {
+  let compose: ResolvedCompose;
+
+  beforeAll(() => {
+    compose = resolveCompose();
+  }, 30_000);
+
+  it.each(['PUBLIC_URL', 'OIDC_ISSUER'])(
+    'stops with a message when %s (required in production) is not set',
+    (name) => {
+      const site: Record<string, string> = { ...SITE };
+      delete site[name];
+      expect(() => resolveCompose(site)).toThrow(new RegExp(`set ${name}, `));
+    },
+  );
+
+  it('gives api and worker the site settings and every secret as a file under /run/secrets', () => {
+    for (const name of ['api', 'worker']) {
+      const env = compose.services[name].environment ?? {};
+      expect(env).toMatchObject({ ...SITE, TRUST_PROXY: '1' });
+      for (const secret of ['DATABASE_URL', 'OIDC_CLIENT_SECRET', 'METRICS_TOKEN', 'SMTP_URL']) {
+        expect({ name, secret, value: env[secret] }).toEqual({ name, secret, value: undefined });
+        const source = /^\/run\/secrets\/(.+)$/.exec(env[`${secret}_FILE`] ?? '')?.[1];
+        expect({ name, secret, declared: compose.secrets?.[source ?? '']?.file }).toEqual({
+          name,
+          secret,
+          declared: expect.stringMatching(/secrets\/\w+\.txt$/),
+        });
+        expect(compose.services[name].secrets?.map((s) => s.source)).toContain(source);
+      }
+    }
+  });
+
+  it('has an example for every secret file, and the development mail one names maildev', () => {
+    for (const [name, secret] of Object.entries(compose.secrets ?? {})) {
+      const example = join(root, 'docker', 'secrets', `${name}.example`);
+      expect({ name, file: secret.file, example: existsSync(example) }).toEqual({
+        name,
+        file: expect.stringContaining(`secrets/${name}.txt`),
+        example: true,
+      });
+    }
+    const smtp = readFileSync(join(root, 'docker', 'secrets', 'smtp_url.example'), 'utf8');
+    expect(smtp.trim()).toBe('smtp://maildev:1025');
+    expect(compose.services.maildev.profiles).toEqual(['dev']);
+  });
+
+  it('offers the CLI as a one-off service running the npm script, never started by `up`', () => {
+    const cli = compose.services.cli;
+    expect(cli.profiles).toEqual(['cli']);
+    expect(asText(cli.entrypoint)).toBe('npm run --silent cli --');
+    expect('cli' in scripts).toBe(true);
+    expect(cli.environment).toEqual(compose.services.api.environment);
+  });
+
+  it('publishes the api replicas on the loopback ports docker/nginx.conf proxies to', () => {
+    const ports = (compose.services.api.ports ?? []).map((p) =>
+      typeof p === 'string' ? p : `${p.published ?? ''}:${p.target}`,
+    );
+    const range = ports
+      .map((p) => /^127\.0\.0\.1:(\d+)-(\d+):3000/.exec(p))
+      .find((m) => m !== null);
+    expect(range).toBeDefined();
+    const [, from, to] = range!;
+    const published = Array.from({ length: Number(to) - Number(from) + 1 }, (_, i) =>
+      String(Number(from) + i),
+    );
+    const nginx = readFileSync(join(root, 'docker', 'nginx.conf'), 'utf8');
+    const upstream = [...nginx.matchAll(/^\s*server 127\.0\.0\.1:(\d+)\b/gm)].map((m) => m[1]);
+    expect(upstream).toEqual(published);
+  });
+});
+
 describe('docker/Dockerfile', () => {
   const steps = instructions(dockerfile);
   const runs = steps.filter((s) => s.keyword === 'RUN').map((s) => s.args);
@@ -216,6 +308,38 @@ describe('docker/Dockerfile', () => {
       expect({ script, exists: script in scripts }).toEqual({ script, exists: true });
     }
     expect(starts.join('\n')).not.toMatch(/\bnpm\s+start\b/);
+  });
+
+  it('runs `npm run cli` from dist/ in the runtime stage, where ts-node is pruned', () => {
+    const lastFrom = steps.map((s) => s.keyword).lastIndexOf('FROM');
+    const copies = steps
+      .slice(lastFrom)
+      .filter((s) => s.keyword === 'COPY')
+      .map((s) => s.args);
+    expect(copies).toContainEqual(expect.stringMatching(/--from=build \/app\/dist \.\/dist$/));
+    // The image's layout: package.json, production node_modules (no ts-node), dist/.
+    const image = mkdtempSync(join(tmpdir(), 'labgate-image-'));
+    try {
+      cpSync(join(root, 'package.json'), join(image, 'package.json'));
+      mkdirSync(join(image, 'node_modules'));
+      mkdirSync(join(image, 'dist', 'src', 'cli'), { recursive: true });
+      writeFileSync(
+        join(image, 'dist', 'src', 'cli', 'main.js'),
+        'process.stdout.write(JSON.stringify(process.argv.slice(2)))',
+      );
+      const out = execFileSync(
+        'npm',
+        ['run', '--silent', 'cli', '--', 'token:create', '--name', 'a b'],
+        {
+          cwd: image,
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH, HOME: process.env.HOME },
+        },
+      );
+      expect(JSON.parse(out)).toEqual(['token:create', '--name', 'a b']);
+    } finally {
+      rmSync(image, { recursive: true, force: true });
+    }
   });
 
   it('checks liveness with node (the slim image has no curl) on /health/live', () => {
