@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
+import { isDatabaseUnavailable } from '../database/database-unavailable';
 import { PROBLEM_CONTENT_TYPE, ProblemDto, ProblemException } from './problem';
 
 /**
@@ -63,6 +64,16 @@ export class ProblemFilter implements ExceptionFilter {
         title: statusTitle(status),
         status,
         detail: httpExceptionDetail(exception),
+      };
+    }
+    // PostgreSQL stopped or restarting: not the caller's fault, and the same request will work
+    // once it is back (the pool reconnects by itself), so a 503 rather than a 500.
+    if (isDatabaseUnavailable(exception)) {
+      return {
+        type: 'about:blank',
+        title: statusTitle(HttpStatus.SERVICE_UNAVAILABLE),
+        status: HttpStatus.SERVICE_UNAVAILABLE,
+        detail: 'The database is unavailable right now; try again in a few seconds.',
       };
     }
     // Errors of Express middleware (http-errors) that say the caller is at fault.

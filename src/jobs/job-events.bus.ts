@@ -23,6 +23,7 @@ export class JobEventsBus implements OnModuleDestroy {
   private publisher?: Redis;
   private subscriber?: Redis;
   private readonly listeners = new Map<string, Set<(update: JobUpdate) => void>>();
+  private readonly reconnectListeners = new Set<() => void>();
 
   constructor(private readonly config: AppConfig) {}
 
@@ -40,6 +41,15 @@ export class JobEventsBus implements OnModuleDestroy {
       for (const client of [this.publisher, this.subscriber]) {
         client.on('error', (err: Error) => this.logger.warn(`redis: ${err.message}`));
       }
+      // Messages published while the subscriber was away are lost (Redis restarted, say):
+      // once it is back (ioredis subscribes again by itself), listeners re-read PostgreSQL.
+      let connected = false;
+      this.subscriber.on('ready', () => {
+        if (connected) {
+          setImmediate(() => this.reconnectListeners.forEach((listener) => listener()));
+        }
+        connected = true;
+      });
       this.subscriber.on('message', (channel: string, message: string) => {
         const jobId = channel.slice(channel.lastIndexOf(':') + 1);
         let update: JobUpdate;
@@ -72,7 +82,15 @@ export class JobEventsBus implements OnModuleDestroy {
     if (!set) {
       set = new Set();
       this.listeners.set(jobId, set);
-      await subscriber.subscribe(this.channel(jobId));
+      try {
+        await subscriber.subscribe(this.channel(jobId));
+      } catch (err) {
+        // Not subscribed (Redis away too long): the next subscriber of the job tries again.
+        if (this.listeners.get(jobId) === set && set.size === 0) {
+          this.listeners.delete(jobId);
+        }
+        throw err;
+      }
     }
     set.add(listener);
     return () => {
@@ -82,6 +100,13 @@ export class JobEventsBus implements OnModuleDestroy {
         subscriber.unsubscribe(this.channel(jobId)).catch(() => {});
       }
     };
+  }
+
+  /** Calls `listener` each time the subscriber is back after losing Redis, until unsubscribed. */
+  onReconnect(listener: () => void): () => void {
+    this.connect();
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   async wakeDevice(deviceId: string): Promise<void> {

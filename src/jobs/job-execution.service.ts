@@ -10,6 +10,7 @@ import { validateMetrics } from '../catalog/input-validation';
 import type { ServiceManifest } from '../catalog/manifest';
 import { AppConfig } from '../config';
 import { Device } from '../devices/device.entity';
+import { whenDatabaseIsBack } from '../database/database-unavailable';
 import { BlobStorage, BlobTooLargeError } from '../storage/blob-storage';
 import { JobEventsBus } from './job-events.bus';
 import { JobOutcomes } from './job-outcomes.service';
@@ -83,7 +84,11 @@ export class JobExecutionService {
     } catch (err) {
       const reason = `internal error: ${(err as Error).message}`;
       this.logger.error(`job ${jobId}: ${reason}`);
-      await this.outcomes.retryOrFail(started, reason, WORKER_ID, [JobState.Running]);
+      // Recorded once PostgreSQL answers (it may be why we are here): else the job would stay
+      // running with no run in Redis to take it up again.
+      await this.recorded(jobId, () =>
+        this.outcomes.retryOrFail(started, reason, WORKER_ID, [JobState.Running]),
+      );
     } finally {
       await workDir.remove();
     }
@@ -175,7 +180,18 @@ export class JobExecutionService {
       flusher.stop();
     });
     await this.keepLog(job.id, workDir.logFile);
-    await this.conclude(job, manifest, workDir, result);
+    await this.recorded(job.id, () => this.conclude(job, manifest, workDir, result));
+  }
+
+  /**
+   * The attempt ran: its outcome must reach PostgreSQL even if the database is away just now
+   * (restarting, say). Waits for it rather than losing the outcome (and failing the job for
+   * it); concluding twice is harmless, every move is guarded by the state it leaves.
+   */
+  private recorded<T>(jobId: string, work: () => Promise<T>): Promise<T> {
+    return whenDatabaseIsBack(work, (err) =>
+      this.logger.warn(`job ${jobId}: outcome waits for the database (${err.message})`),
+    );
   }
 
   private async runOnCluster(
@@ -202,7 +218,7 @@ export class JobExecutionService {
       return; // the cluster calls the agent completion endpoint when the job ends
     }
     await this.keepLog(job.id, workDir.logFile);
-    await this.conclude(job, manifest, workDir, outcome);
+    await this.recorded(job.id, () => this.conclude(job, manifest, workDir, outcome));
   }
 
   private async keepLog(jobId: string, file: string) {
@@ -305,7 +321,16 @@ export class JobExecutionService {
 
   /** Bull gave up on a run (stalled too often): the job fails unless it already ended. */
   async giveUp(run: Run, why: string): Promise<void> {
-    const job = await this.em.fork().findOne(Job, run.jobId);
+    // Called from Bull's `failed` event, unawaited: it must never reject (that would end the
+    // worker). With the database away the job stays as it is (placed ones are handed over
+    // again by the reconciler).
+    const job = await this.em
+      .fork()
+      .findOne(Job, run.jobId)
+      .catch((err: Error) => {
+        this.logger.error(`job ${run.jobId}: could not read it to mark it failed: ${err.message}`);
+        return null;
+      });
     if (!job || job.assignment !== run.assignment || isFinal(job.state)) {
       return;
     }

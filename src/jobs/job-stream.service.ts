@@ -36,32 +36,52 @@ export class JobStreamService {
           subscriber.complete();
         }
       };
-      const keepalive = setInterval(() => send('ping', {}), KEEPALIVE_MS);
+      /**
+       * What PostgreSQL says, when a message may have been missed: between the first read and
+       * the subscription, while Redis was away (the bus reconnected), or ever (each keepalive).
+       * Never rejects: the database may be away too, and the next check comes.
+       */
+      const recheck = async () => {
+        const now = await this.em
+          .fork()
+          .findOne(Job, job.id)
+          .catch(() => null);
+        if (now && now.state !== lastState && !subscriber.closed) {
+          onUpdate({
+            type: 'state',
+            jobId: job.id,
+            state: now.state,
+            reason: now.reason,
+            at: now.updatedAt.toISOString(),
+          });
+        }
+      };
+      const keepalive = setInterval(() => {
+        send('ping', {});
+        void recheck();
+      }, KEEPALIVE_MS);
       send('state', { type: 'state', ...snapshot(job) });
+      let stopReconnects: (() => void) | undefined;
       if (isFinal(job.state)) {
         subscriber.complete();
       } else {
-        void this.bus.subscribe(job.id, onUpdate).then(async (stop) => {
-          unsubscribe = stop;
-          if (subscriber.closed) {
-            stop();
-            return;
-          }
-          // Anything that happened between the first read and the subscription: from PostgreSQL.
-          const now = await this.em.fork().findOne(Job, job.id);
-          if (now && now.state !== lastState) {
-            onUpdate({
-              type: 'state',
-              jobId: job.id,
-              state: now.state,
-              reason: now.reason,
-              at: now.updatedAt.toISOString(),
-            });
-          }
-        });
+        stopReconnects = this.bus.onReconnect(() => void recheck());
+        this.bus.subscribe(job.id, onUpdate).then(
+          async (stop) => {
+            unsubscribe = stop;
+            if (subscriber.closed) {
+              stop();
+              return;
+            }
+            await recheck();
+          },
+          // Redis away: no live updates for this stream, the rechecks still end it.
+          () => undefined,
+        );
       }
       return () => {
         clearInterval(keepalive);
+        stopReconnects?.();
         unsubscribe?.();
       };
     });

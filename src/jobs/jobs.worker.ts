@@ -58,13 +58,19 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
       }
     });
     // None of these waits for Redis: a worker must boot (and keep trying) while Redis is away.
-    void this.scheduleRetention();
+    // (reconcile also schedules retention.)
     void this.ensureLocalDevice().then(() => this.sync());
     void this.reconcile();
     const beat = Math.min(5_000, Math.floor(this.config.deviceDownAfterMs / 4));
+    // Work Redis lost is handed over as fast as work a dead worker held
+    // (STALLED_JOB_CHECK_SECONDS), within 5-30 s: younger placements are left alone anyway.
+    const reconcileEvery = Math.min(
+      RECONCILE_EVERY_MS,
+      Math.max(RECONCILE_GRACE_MS, this.config.stalledJobCheckMs),
+    );
     this.timers = [
       setInterval(() => void this.sync(), beat),
-      setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS),
+      setInterval(() => void this.reconcile(), reconcileEvery),
     ];
     this.timers.forEach((t) => t.unref());
   }
@@ -74,7 +80,7 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
     await startedOrGone(this.started);
   }
 
-  /** Repeatable jobs are keyed by their schedule: adding it at every boot keeps exactly one. */
+  /** Repeatable jobs are keyed by their schedule: adding it again and again keeps exactly one. */
   private async scheduleRetention(): Promise<void> {
     try {
       await this.queue.queue.add(
@@ -176,6 +182,9 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
   /** Hands over again every placement on a local or SSH device that Redis does not hold. */
   async reconcile(): Promise<number> {
     let restored = 0;
+    // The retention schedule lives in Redis too: after a flush or a restart of Redis it would
+    // be gone until the next worker boot. Adding it again is a no-op while it is there.
+    await this.scheduleRetention();
     try {
       const placed = await this.em.fork().find(
         Job,

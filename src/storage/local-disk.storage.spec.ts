@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   existsSync,
   mkdtempSync,
@@ -9,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
@@ -193,6 +194,33 @@ describe(LocalDiskStorage.name, () => {
     new LocalDiskStorage(root);
 
     expect(tempFiles()).toEqual(['writing.part']);
+  });
+
+  it('removes at start the temp files of a process of this host that is gone, at any age', () => {
+    const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+    const gone = spawnSync(process.execPath, ['-e', '']).pid; // has exited
+    const write = (pid: number, on = host) => {
+      const name = `${randomUUID()}.${pid}.${on}.part`;
+      writeFileSync(join(root, '.tmp', name), 'partial');
+      return name;
+    };
+    write(gone);
+    const mine = write(process.pid);
+    const otherHost = write(gone, 'elsewhere.example');
+    new LocalDiskStorage(root);
+    expect(tempFiles().sort()).toEqual([mine, otherHost].sort());
+  });
+
+  it('names its temp files after the writing process', async () => {
+    let seen: string[] = [];
+    const source = new Readable({
+      read() {
+        seen = tempFiles();
+        this.push(seen.length ? null : Buffer.from('x'));
+      },
+    });
+    await storage.write('named.txt', source);
+    expect(seen).toEqual([expect.stringMatching(new RegExp(`^[0-9a-f-]{36}\\.${process.pid}\\.`))]);
   });
 
   it('creates its root when missing', () => {

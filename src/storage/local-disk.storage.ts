@@ -9,6 +9,7 @@ import {
   statSync,
 } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +19,33 @@ import { BlobStorage, BlobTooLargeError, StoredBlob } from './blob-storage';
 /** Temp files older than this were left by a crash, not by a write still in progress. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
 const TEMP_DIR = '.tmp';
+/**
+ * Temp files are named after the process that writes them (`<uuid>.<pid>.<host>.part`), so that
+ * a process starting on this host removes at once what a killed one left (a 500 MB upload cut
+ * short, say) instead of keeping it for an hour: its writer is provably gone. Another host's
+ * files (a shared volume) fall back to the age rule.
+ */
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+const TEMP_NAME = /^[0-9a-f-]{36}\.(\d+)\.(.+)\.part$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The temp file was written by a process of this host that no longer runs. */
+function writerIsGone(name: string): boolean {
+  const match = TEMP_NAME.exec(name);
+  if (!match || match[2] !== HOST) {
+    return false;
+  }
+  const pid = Number(match[1]);
+  return pid !== process.pid && !isAlive(pid);
+}
 
 /**
  * Blobs as files under one root directory. Writes go to `<root>/.tmp/` (same filesystem, so the
@@ -39,7 +67,7 @@ export class LocalDiskStorage extends BlobStorage {
     assertBlobKey(key);
     const maxBytes = options?.maxBytes;
     const target = join(this.root, key);
-    const temp = join(this.tempDir, `${randomUUID()}.part`);
+    const temp = join(this.tempDir, `${randomUUID()}.${process.pid}.${HOST}.part`);
     const hash = createHash('sha256');
     let size = 0;
     const meter = new Transform({
@@ -142,13 +170,16 @@ export class LocalDiskStorage extends BlobStorage {
     }
   }
 
-  /** A crash mid-write leaves its temp file; an hour is far longer than any write in flight. */
+  /**
+   * A crash mid-write leaves its temp file: removed when its writer is gone (see TEMP_NAME), or
+   * else once it is an hour old, far longer than any write in flight.
+   */
   private removeStaleTempFiles(): void {
     const cutoff = Date.now() - STALE_TEMP_MS;
     for (const name of readdirSync(this.tempDir)) {
       const path = join(this.tempDir, name);
       try {
-        if (statSync(path).mtimeMs < cutoff) {
+        if (writerIsGone(name) || statSync(path).mtimeMs < cutoff) {
           rmSync(path, { recursive: true, force: true });
           this.logger.warn(`Removed stale temp file ${path} (left by an interrupted write)`);
         }
