@@ -5,14 +5,16 @@ function hasControlCharacter(value: string): boolean {
 
 /**
  * Where to send the browser after login: only a path of this app. Absolute URLs,
- * protocol-relative `//host`, backslash tricks and control characters are refused, so that
- * the login cannot be turned into an open redirect.
+ * protocol-relative `//host`, backslash tricks, control characters and repeated or nested
+ * parameters are refused, so that the login cannot be turned into an open redirect.
  */
-export function safeReturnTo(value: string | undefined, publicUrl: string): string | undefined {
+export function safeReturnTo(value: unknown, publicUrl: string): string | undefined {
   if (value === undefined || value === '') {
     return '/docs';
   }
   if (
+    // ?returnTo=a&returnTo=b arrives as an array, ?returnTo[x]=a as an object.
+    typeof value !== 'string' ||
     !value.startsWith('/') ||
     value.startsWith('//') ||
     value.includes('\\') ||

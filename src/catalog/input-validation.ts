@@ -85,6 +85,10 @@ function checkString(spec: InputSpec, raw: unknown): CheckResult {
   if (typeof raw !== 'string') {
     return fail(`must be text (got ${show(raw)})`);
   }
+  if (raw.includes('\u0000')) {
+    // PostgreSQL stores no NUL in text or JSON: the job could not be saved.
+    return fail('must not contain a NUL character (U+0000)');
+  }
   const length = [...raw].length;
   if (spec.maxLength !== undefined && length > spec.maxLength) {
     return fail(`must be at most ${spec.maxLength} characters long (got ${length})`);

@@ -2,6 +2,7 @@ import { HttpStatus } from '@nestjs/common';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { Request } from 'express';
+import { unacceptable } from '../common/body-errors';
 import { ProblemException, validationProblem } from '../common/problem';
 import { BlobStorage, BlobTooLargeError, StoredBlob } from '../storage/blob-storage';
 
@@ -41,6 +42,12 @@ function parseMetrics(text: string): Record<string, unknown> {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw validationProblem([{ field: 'metrics', message: 'metrics must be a JSON object' }]);
+  }
+  // The screening JSON bodies get (refuseUnstorableInput): no NUL or unpaired surrogate, no
+  // absurd nesting; PostgreSQL would refuse the first two in the job's metrics.
+  const problem = unacceptable(value);
+  if (problem) {
+    throw validationProblem([{ field: 'metrics', message: `metrics ${problem}` }]);
   }
   return value as Record<string, unknown>;
 }
@@ -85,6 +92,9 @@ export async function readCompletion(
         failed = true;
         req.unpipe(parser);
         req.resume();
+        // Parts still being stored would wait forever for the rest of the body: destroying the
+        // parser fails them, and their temp files go.
+        parser.destroy();
         reject(err instanceof Error ? err : new Error(String(err)));
       };
       parser.on('field', (name, value, info) => {
@@ -111,6 +121,9 @@ export async function readCompletion(
         }
       });
       parser.on('file', (name, stream) => {
+        // A body cut short ends with busboy destroying the open part with the form's error,
+        // which the parser's own 'error' reports: unheard here it would end the process.
+        stream.on('error', () => {});
         if (name === 'metrics') {
           pending.push(
             collect(stream, METRICS_MAX_BYTES)

@@ -15,6 +15,7 @@ import {
   Res,
   Sse,
   StreamableFile,
+  UseGuards,
 } from '@nestjs/common';
 import {
   ApiBody,
@@ -56,8 +57,10 @@ import {
 } from './dto/job.dto';
 import { JobFilesService } from './job-files.service';
 import { JobStreamService } from './job-stream.service';
+import type { Job } from './job.entity';
 import { Viewer } from './job-viewer.decorator';
 import { JobsService, JobViewer } from './jobs.service';
+import { VisibleJob, VisibleJobGuard } from './visible-job.guard';
 
 const TICKET_HEADER = { name: 'X-Job-Token', required: false, description: 'The job ticket' };
 const TICKET_QUERY = {
@@ -168,6 +171,8 @@ export class JobsController {
 
   @Sse(':id/events')
   @OptionalAuth()
+  // The job is found before the stream starts: see VisibleJobGuard.
+  @UseGuards(VisibleJobGuard)
   @ApiOperation({
     summary: 'Server-Sent Events: the current state, then every change and progress',
   })
@@ -175,11 +180,11 @@ export class JobsController {
   @ApiQuery(TICKET_QUERY)
   @ApiProduces('text/event-stream')
   @ApiNotFoundResponse({ type: ProblemDto })
-  async events(
-    @Param('id', new ParseUUIDPipe()) id: string,
-    @Viewer() viewer: JobViewer,
-  ): Promise<Observable<MessageEvent>> {
-    return this.stream.events(await this.jobs.visible(id, viewer));
+  events(
+    @Param('id', new ParseUUIDPipe()) _id: string,
+    @VisibleJob() job: Job,
+  ): Observable<MessageEvent> {
+    return this.stream.events(job);
   }
 
   @Get(':id/log')

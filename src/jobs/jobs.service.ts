@@ -31,6 +31,7 @@ import { JobEvent } from './job-event.entity';
 import { JobEventsBus } from './job-events.bus';
 import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
+import type { JobCount, RunTimeHistogram } from './job.repository';
 import { toJobDto, toSubmittedDto } from './job.mapper';
 import { parseMultipartSubmission, ParsedSubmission } from './submission-parser';
 import { DeviceCommandsService } from '../devices/device-commands.service';
@@ -341,6 +342,16 @@ export class JobsService {
       throw new NotFoundException(`There is no job ${id}, or you may not see it.`);
     }
     return job;
+  }
+
+  /** Jobs per service and state, for monitoring. */
+  countByServiceAndState(): Promise<JobCount[]> {
+    return this.em.fork().getRepository(Job).countByServiceAndState();
+  }
+
+  /** Finished runs per service in cumulative run-time buckets (seconds), for monitoring. */
+  runTimeHistogram(bounds: readonly number[]): Promise<RunTimeHistogram[]> {
+    return this.em.fork().getRepository(Job).runTimeHistogram(bounds);
   }
 
   async get(id: string, viewer: JobViewer): Promise<JobDto> {

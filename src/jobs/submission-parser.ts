@@ -1,6 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { basename } from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
 import busboy from 'busboy';
 import type { Request } from 'express';
 import { checkFileName, checkVolumeHeader } from '../catalog/input-validation';
@@ -43,6 +43,20 @@ export function safeFilename(name: string): string {
 function drain(stream: Readable): void {
   stream.unpipe();
   stream.resume();
+}
+
+/**
+ * `part.pipe(target)`, and a part cut short (busboy destroys it with the form's error) destroys
+ * the target too, so that whatever reads the target fails instead of waiting forever.
+ */
+function pipePart<T extends Writable>(part: Readable, target: T): T {
+  if (part.destroyed) {
+    // Cut short before its service was resolved: nothing more will come.
+    target.destroy(part.errored ?? new Error('the form ended in the middle of this part'));
+    return target;
+  }
+  part.on('error', (err) => target.destroy(err));
+  return part.pipe(target);
 }
 
 /** Keeps the first bytes of a stream while passing everything through. */
@@ -105,6 +119,10 @@ export async function parseMultipartSubmission(
       });
 
       parser.on('file', (name, stream, info) => {
+        // A form cut short ends with busboy destroying the open part with the form's error,
+        // which the parser's own 'error' reports: unheard here it would be an uncaught
+        // 'error' event and end the process.
+        stream.on('error', () => {});
         if (!servicePromise) {
           drain(stream);
           fail(
@@ -119,7 +137,7 @@ export async function parseMultipartSubmission(
             // Through a pass-through: a refused archive destroys it, not busboy's own stream.
             const imported = await importPayload({
               manifest,
-              source: stream.pipe(new PassThrough()),
+              source: pipePart(stream, new PassThrough()),
               jobId: ctx.jobId,
               scratchDir: ctx.scratchDir,
               limits: ctx.payloadLimits,
@@ -193,9 +211,12 @@ export async function parseMultipartSubmission(
           resolve({ manifest, fields, files });
         }, reject);
       });
-      req.on('aborted', () =>
-        fail(new ProblemException(HttpStatus.BAD_REQUEST, 'The upload was aborted.')),
-      );
+      req.on('aborted', () => {
+        fail(new ProblemException(HttpStatus.BAD_REQUEST, 'The upload was aborted.'));
+        // The body will never end: stop the parser, so that the part being stored fails (and
+        // its temp file goes) rather than waiting forever for the rest.
+        parser.destroy(new Error('the upload was aborted'));
+      });
       req.pipe(parser);
     });
   } catch (err) {
@@ -212,7 +233,7 @@ async function storeFile(
 ): Promise<StoredInputFile> {
   const head = new HeadCapture();
   const key = `jobs/${ctx.jobId}/inputs/${spec.name}/${filename}`;
-  const source = stream.pipe(head);
+  const source = pipePart(stream, head);
   let stored;
   try {
     stored = await ctx.storage.write(key, source, { maxBytes: spec.maxBytes });

@@ -1,4 +1,5 @@
 import { HttpStatus } from '@nestjs/common';
+import { isStorableDate } from '../common/pagination';
 import { ProblemException } from '../common/problem';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -29,9 +30,14 @@ function badCursor(detail: string, message: string): ProblemException {
 /** Timestamps for createdAt/executedAt; a JSON scalar or null for a metric. */
 function validValue(sort: string, value: unknown): boolean {
   if (sort.includes('metrics')) {
-    return value === null || ['string', 'number', 'boolean'].includes(typeof value);
+    // A NUL would reach PostgreSQL inside the statement and fail it.
+    return (
+      value === null ||
+      ['number', 'boolean'].includes(typeof value) ||
+      (typeof value === 'string' && !value.includes('\u0000'))
+    );
   }
-  return typeof value === 'string' && !Number.isNaN(Date.parse(value));
+  return typeof value === 'string' && isStorableDate(new Date(value));
 }
 
 /** The cursor, if it is one this API gave out for the same sort; a 400 otherwise. */

@@ -101,6 +101,8 @@ export class CreateDeviceDto {
   @ValidateIf((o: CreateDeviceDto) => o.runner === 'ssh' || o.ssh !== undefined)
   @IsDefined({ message: 'ssh is required for runner ssh' })
   @OnlyForSshRunner()
+  // ValidateNested alone takes an array ([]) for the settings object, with nothing in it.
+  @IsObject({ message: 'ssh must be an object of SSH settings' })
   @ValidateNested()
   @Type(() => SshSettingsDto)
   ssh?: SshSettingsDto;

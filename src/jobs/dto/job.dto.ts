@@ -12,6 +12,7 @@ import {
   Min,
 } from 'class-validator';
 import { PageQuery } from '../../common/pagination';
+import { WithinStorableDates } from '../../common/validation';
 import { JobState } from '../job-state';
 
 export class JobLinksDto {
@@ -176,6 +177,7 @@ export class ListJobsQuery extends PageQuery {
   @IsOptional()
   @Type(() => Date)
   @IsDate({ message: 'since must be an ISO 8601 date-time' })
+  @WithinStorableDates('since')
   since?: Date;
 }
 

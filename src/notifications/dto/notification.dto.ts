@@ -7,6 +7,7 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
+  IsObject,
   IsOptional,
   IsString,
   IsUrl,
@@ -89,6 +90,8 @@ export class PreferencesDto {
   @ApiProperty({ type: [PreferenceDto], description: 'Every event × channel, defaults included.' })
   @IsArray()
   @ArrayMaxSize(100)
+  // ValidateNested alone lets an array through in place of an object ([[]]).
+  @IsObject({ each: true, message: 'each preference must be an object {event, channel, enabled}' })
   @ValidateNested({ each: true })
   @Type(() => PreferenceDto)
   preferences: PreferenceDto[];

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
+import { WithinStorableDates } from '../../common/validation';
 import {
   ArrayMaxSize,
   ArrayUnique,
@@ -155,24 +156,28 @@ export class ListResultsQuery {
   @IsOptional()
   @Type(() => Date)
   @IsDate({ message: 'createdSince must be an ISO 8601 date-time' })
+  @WithinStorableDates('createdSince')
   createdSince?: Date;
 
   @ApiPropertyOptional({ description: 'Created before (ISO 8601).' })
   @IsOptional()
   @Type(() => Date)
   @IsDate({ message: 'createdBefore must be an ISO 8601 date-time' })
+  @WithinStorableDates('createdBefore')
   createdBefore?: Date;
 
   @ApiPropertyOptional({ description: 'Executed at or after (ISO 8601).' })
   @IsOptional()
   @Type(() => Date)
   @IsDate({ message: 'executedSince must be an ISO 8601 date-time' })
+  @WithinStorableDates('executedSince')
   executedSince?: Date;
 
   @ApiPropertyOptional({ description: 'Executed before (ISO 8601).' })
   @IsOptional()
   @Type(() => Date)
   @IsDate({ message: 'executedBefore must be an ISO 8601 date-time' })
+  @WithinStorableDates('executedBefore')
   executedBefore?: Date;
 
   @ApiPropertyOptional({
