@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AppConfig } from '../config';
 import { JobState } from './job-state';
@@ -6,7 +6,8 @@ import { JobState } from './job-state';
 export type JobUpdate =
   | { type: 'state'; jobId: string; state: JobState; reason?: string; at: string }
   | { type: 'progress'; jobId: string; progress: number; message?: string; at: string }
-  | { type: 'cancel'; jobId: string }
+  /** Stop running the job; with `assignment`, only the run of that placement. */
+  | { type: 'cancel'; jobId: string; assignment?: number }
   /** Work was placed on a device (`jobId` is `device-<id>`): its waiting claims look again. */
   | { type: 'work'; jobId: string }
   /** A piece of the job log; `offset` is its first byte's position in the log. */
@@ -18,7 +19,7 @@ export type JobUpdate =
  * runs the job. PostgreSQL stays the truth; a missed message is recovered from it.
  */
 @Injectable()
-export class JobEventsBus implements OnModuleDestroy {
+export class JobEventsBus implements OnApplicationShutdown {
   private readonly logger = new Logger(JobEventsBus.name);
   private publisher?: Redis;
   private subscriber?: Redis;
@@ -118,7 +119,11 @@ export class JobEventsBus implements OnModuleDestroy {
     return this.subscribe(`device-${deviceId}`, listener);
   }
 
-  onModuleDestroy(): void {
+  /**
+   * Last, after the device queues: the scheduler's last pass publishes its placements, and the
+   * jobs a stopping worker lets finish still hear cancels and announce their ends.
+   */
+  onApplicationShutdown(): void {
     this.publisher?.disconnect();
     this.subscriber?.disconnect();
   }

@@ -12,6 +12,7 @@ import { AppConfig } from '../config';
 import { Device } from '../devices/device.entity';
 import { whenDatabaseIsBack } from '../database/database-unavailable';
 import { BlobStorage, BlobTooLargeError } from '../storage/blob-storage';
+import { CancelWatch, watchCancel } from './cancel-watch';
 import { JobEventsBus } from './job-events.bus';
 import { JobOutcomes } from './job-outcomes.service';
 import { isFinal, JobState } from './job-state';
@@ -74,7 +75,7 @@ export class JobExecutionService {
     if (!started) {
       return;
     }
-    const workDir = new WorkDir(join(this.config.varDir, 'work', jobId));
+    const workDir = WorkDir.forPlacement(join(this.config.varDir, 'work'), jobId, assignment);
     try {
       if (device.runner === 'ssh') {
         await this.runOnCluster(started, manifest, device, workDir);
@@ -134,25 +135,23 @@ export class JobExecutionService {
     return moved?.job;
   }
 
-  /** Aborts when the job is cancelled (a message from the API, or PostgreSQL says so). */
-  private async cancellation(jobId: string): Promise<{ signal: AbortSignal; stop: () => void }> {
-    const abort = new AbortController();
-    const stop = await this.bus.subscribe(jobId, (update) => {
-      if (update.type === 'cancel') {
-        abort.abort();
-      }
+  /** Aborts when the run is cancelled (see watchCancel: Redis, or PostgreSQL when Redis is away). */
+  private cancellation(job: Job): Promise<CancelWatch> {
+    return watchCancel({
+      jobId: job.id,
+      assignment: job.assignment,
+      bus: this.bus,
+      logger: this.logger,
+      stillRunning: async () => {
+        const now = await this.em.fork().findOne(Job, job.id, { fields: ['state', 'assignment'] });
+        return now?.state === JobState.Running && now.assignment === job.assignment;
+      },
     });
-    // A cancel may have landed before we subscribed: PostgreSQL says.
-    const now = await this.em.fork().findOne(Job, jobId, { fields: ['state'] });
-    if (now?.state !== JobState.Running) {
-      abort.abort();
-    }
-    return { signal: abort.signal, stop };
   }
 
   private async runHere(job: Job, manifest: ServiceManifest, workDir: WorkDir) {
     await workDir.prepare(job, this.storage);
-    const { signal, stop } = await this.cancellation(job.id);
+    const { signal, stop } = await this.cancellation(job);
     let lastProgressAt = 0;
     let logOffset = 0;
     const flusher = new LogFlusher(this.storage, `jobs/${job.id}/log.txt`, workDir.logFile);
@@ -201,7 +200,7 @@ export class JobExecutionService {
     workDir: WorkDir,
   ) {
     await workDir.prepare(job, this.storage);
-    const { signal, stop } = await this.cancellation(job.id);
+    const { signal, stop } = await this.cancellation(job);
     const outcome = await runOnCluster({
       device,
       job,

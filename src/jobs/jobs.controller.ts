@@ -114,7 +114,9 @@ export class JobsController {
     @CurrentPrincipal() principal: UserPrincipal,
     @Req() req: Request,
     @Origin() origin: RequestOrigin,
-    @Headers('idempotency-key') idempotencyKey?: string,
+    // Spelled as @ApiHeader names it, so that Swagger documents one header, not two (Nest
+    // looks headers up in lower case either way).
+    @Headers('Idempotency-Key') idempotencyKey?: string,
   ): Promise<SubmittedJobDto | SubmittedBatchDto> {
     return this.jobs.submit(principal, req, origin, idempotencyKey);
   }
@@ -204,11 +206,20 @@ export class JobsController {
   async log(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Viewer() viewer: JobViewer,
+    @Res({ passthrough: true }) res: Response,
     @Query('tail') tail?: string,
     @Query('follow') follow?: string,
   ): Promise<StreamableFile> {
     const job = await this.jobs.visible(id, viewer);
-    return follow === '1' || follow === 'true' ? this.files.follow(job) : this.files.log(job, tail);
+    if (follow !== '1' && follow !== 'true') {
+      return this.files.log(job, tail);
+    }
+    const stream = await this.files.follow(job);
+    // The status line and headers go out now, not with the first output, which a queued job
+    // may not produce for hours: clients and proxies would give up on a silent connection.
+    // Nest has set the headers when it pipes the stream into the response.
+    res.once('pipe', () => res.flushHeaders());
+    return stream;
   }
 
   @Get(':id/result')

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,17 @@ import type { Job } from './job.entity';
  */
 export class WorkDir {
   constructor(readonly root: string) {}
+
+  /**
+   * The directory of one placement of a job: `<workRoot>/<job id>.<assignment>`. Not the job id
+   * alone: a job put back in the queue while it runs may start again on another slot of this
+   * machine while its old attempt still winds down, and that attempt's cleanup must not remove
+   * the new one's directory. A run of the same placement again (its worker was lost) prepares
+   * the same directory, and so ends the program the lost worker left there (`killOrphan`).
+   */
+  static forPlacement(workRoot: string, jobId: string, assignment: number): WorkDir {
+    return new WorkDir(join(workRoot, `${jobId}.${assignment}`));
+  }
 
   get outputs(): string {
     return join(this.root, 'outputs');
@@ -31,22 +42,28 @@ export class WorkDir {
     await writeFile(this.pidFile, `${process.pid} ${programPid}\n`);
   }
 
+  private async recordedProgram(): Promise<{ workerPid: number; programPid: number } | undefined> {
+    let content: string;
+    try {
+      content = await readFile(this.pidFile, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const [workerPid, programPid] = content.trim().split(' ').map(Number);
+    return programPid ? { workerPid, programPid } : undefined;
+  }
+
   /**
    * A worker killed with SIGKILL cannot stop its program (it runs in a process group of its
    * own): whoever prepares the same work dir next, or a worker booting on this machine, ends it.
    * Only when the worker that started it is gone: a live worker's program is left alone.
    */
   async killOrphan(): Promise<boolean> {
-    let content: string;
-    try {
-      content = await readFile(this.pidFile, 'utf8');
-    } catch {
+    const recorded = await this.recordedProgram();
+    if (!recorded || (recorded.workerPid !== process.pid && isAlive(recorded.workerPid))) {
       return false;
     }
-    const [workerPid, programPid] = content.trim().split(' ').map(Number);
-    if (!programPid || (workerPid !== process.pid && isAlive(workerPid))) {
-      return false;
-    }
+    const { programPid } = recorded;
     try {
       process.kill(-programPid, 'SIGKILL');
       return true;
@@ -81,6 +98,22 @@ export class WorkDir {
   async remove(): Promise<void> {
     await rm(this.root, { recursive: true, force: true });
   }
+
+  /**
+   * Left for good: the worker that ran its program is gone and so is the program (its process
+   * group). Its successor may never come (the job was placed elsewhere since). A directory with
+   * no program recorded is never called abandoned: it may be one being prepared, or an SSH
+   * run's, which waits on its cluster for days.
+   */
+  async abandoned(): Promise<boolean> {
+    const recorded = await this.recordedProgram();
+    return (
+      recorded !== undefined &&
+      recorded.workerPid !== process.pid &&
+      !isAlive(recorded.workerPid) &&
+      !isAlive(-recorded.programPid)
+    );
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -101,6 +134,51 @@ export async function killOrphans(workRoot: string): Promise<number> {
     }
   }
   return killed;
+}
+
+/** The last change to anything under `path` (itself included; links are not followed). */
+export async function lastChange(path: string): Promise<number> {
+  const info = await lstat(path);
+  let latest = info.mtimeMs;
+  if (info.isDirectory()) {
+    for (const entry of await readdir(path)) {
+      latest = Math.max(latest, await lastChange(join(path, entry)).catch(() => 0));
+    }
+  }
+  return latest;
+}
+
+/**
+ * Scratch entries (`VAR_DIR/tmp`: payloads being unpacked, agents' input archives being
+ * built) in which nothing changed since `before`: a process killed while using them left them.
+ * Returns the names removed.
+ */
+export async function removeStaleScratch(scratchRoot: string, before: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await readdir(scratchRoot).catch(() => [] as string[])) {
+    const path = join(scratchRoot, entry);
+    if ((await lastChange(path).catch(() => Infinity)) < before) {
+      await rm(path, { recursive: true, force: true });
+      removed.push(entry);
+    }
+  }
+  return removed;
+}
+
+/**
+ * Work directories of runs that will not come back (see `abandoned`), untouched since `before`:
+ * a job placed elsewhere after its worker died leaves one. Returns the names removed.
+ */
+export async function removeAbandonedWorkDirs(workRoot: string, before: number): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await readdir(workRoot).catch(() => [] as string[])) {
+    const dir = new WorkDir(join(workRoot, entry));
+    if ((await dir.abandoned()) && (await lastChange(dir.root).catch(() => Infinity)) < before) {
+      await dir.remove();
+      removed.push(entry);
+    }
+  }
+  return removed;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import Bull, { type Job as BullJob, type Queue } from 'bull';
 import Redis from 'ioredis';
 import { AppConfig } from '../../config';
@@ -12,9 +12,17 @@ export type ClusterCancel = JobOf<JobName.CancelOnCluster>;
  * One Bull queue per device (`device.<id>`): a worker processes each with the device's slots
  * as concurrency. Queues share one command and one subscriber connection; Bull opens a
  * blocking connection per processed queue only.
+ *
+ * The queues close in `beforeApplicationShutdown`, after every `onModuleDestroy`: Nest runs a
+ * module's destroy hooks all at once, and closing there would race the scheduler, whose pass
+ * (awaited by its own destroy hook) may still be handing a placement to a queue; cut short, that
+ * placement would wait for a worker's reconciler. The ORM and Bull's shared queues close later
+ * still (`onApplicationShutdown`), so the runs under way finish with both at hand. (Pausing the
+ * queues earlier is no option: Bull's local pause, under way twice at once, crashes the process
+ * with an unhandled rejection of its blocking connection's reconnect.)
  */
 @Injectable()
-export class DeviceQueues implements OnModuleDestroy {
+export class DeviceQueues implements BeforeApplicationShutdown {
   private readonly logger = new Logger(DeviceQueues.name);
   private readonly producers = new Map<string, Queue>();
   private readonly served = new Map<
@@ -182,7 +190,7 @@ export class DeviceQueues implements OnModuleDestroy {
     return [...this.served.keys()];
   }
 
-  async onModuleDestroy(): Promise<void> {
+  async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
     await Promise.all(
       [...this.served.values()].map(async ({ queue, started }) => {
