@@ -5,11 +5,8 @@ import { Logger as PinoLogger } from 'nestjs-pino';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
 import { AppModule } from './app.module';
-import {
-  DEV_USERS,
-  DevIdpClient,
-  startDevIdentityProvider,
-} from './auth/dev-idp/dev-identity-provider';
+import type { DevIdpClient } from './auth/dev-idp/dev-identity-provider';
+import { DEV_USERS } from './auth/dev-idp/dev-users';
 import { OidcClient } from './auth/oidc-client';
 import { refuseUnstorableInput, translateBodyErrors } from './common/body-errors';
 import { answerClientErrorsWithProblems } from './common/client-errors';
@@ -30,13 +27,29 @@ export interface Runtime {
   stop(): Promise<void>;
 }
 
+/** What `prepareRuntime` resolves, and where it says what it chose. */
+export interface RuntimeOptions {
+  /** Redis for Bull (default true); the CLI's commands that use no queue skip it. */
+  redis?: boolean;
+  /**
+   * The development identity provider when OIDC_ISSUER is unset (default true). The CLI signs
+   * nobody in, and the provider's port (DEV_IDP_PORT) may be held by a running `npm start`.
+   */
+  identityProvider?: boolean;
+  /** Default: JSON lines (pino) on stdout at LOG_LEVEL. The CLI keeps its stdout for results. */
+  log?: { info(message: string): void; warn(message: string): void };
+}
+
 /**
  * Resolves the embedded defaults before Nest starts: a PGlite database when DATABASE_URL is
  * unset and a local Redis when REDIS_URL is unset. Production never gets here without both
  * (the config refuses to load).
  */
-export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
-  const log = pino({ level: config.logLevel, name: 'bootstrap' });
+export async function prepareRuntime(
+  config: AppConfig,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
+  const log = options.log ?? pino({ level: config.logLevel, name: 'bootstrap' });
   const stops: Array<() => Promise<void>> = [];
   let { database, redis, oidc, auth } = config;
   try {
@@ -57,7 +70,7 @@ export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
     }
     if (redis.url) {
       log.info(`redis: ${redactUrl(redis.url)} (prefix "${redis.prefix}")`);
-    } else {
+    } else if (options.redis !== false) {
       const local = await findOrStartLocalRedis(config.varDir);
       stops.push(() => local.stop());
       redis = { ...redis, url: local.url };
@@ -69,7 +82,7 @@ export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
     }
     if (oidc.issuer) {
       log.info(`identity provider: ${oidc.issuer}`);
-    } else {
+    } else if (options.identityProvider !== false) {
       const idp = await startDevelopmentProvider(config);
       stops.push(() => idp.stop());
       oidc = { ...oidc, issuer: idp.issuer, clientSecret: idp.clientSecret, development: true };
@@ -98,11 +111,17 @@ export async function prepareRuntime(config: AppConfig): Promise<Runtime> {
 const DEV_ADMIN = DEV_USERS[0].entitlements[1];
 const DEV_OPERATOR = DEV_USERS[1].entitlements[1];
 
+type DevIdp = typeof import('./auth/dev-idp/dev-identity-provider');
+
 /** The development identity provider, with labgate's two clients registered on it. */
 export async function startDevelopmentProvider(
   config: AppConfig,
   extraClients: DevIdpClient[] = [],
 ) {
+  // Loaded when started only: oidc-provider warns on stderr as it loads (Node 20), and neither
+  // a process with an institution's provider nor the CLI (stderr is its messages) uses it.
+  /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+  const { startDevIdentityProvider } = require('./auth/dev-idp/dev-identity-provider') as DevIdp;
   const clientSecret = randomBytes(24).toString('base64url');
   const idp = await startDevIdentityProvider({
     port: config.auth.devIdpPort,

@@ -11,9 +11,20 @@ export const AUDITED_ACTIONS = {
     description: 'An admin blocked a user: their sessions and tokens stop working at once.',
   },
   'user.unblock': { target: 'user', description: 'An admin unblocked a user.' },
+  'user.create': {
+    target: 'user',
+    description:
+      'The CLI created a local account (token:create --create); SSO users are created by ' +
+      'their first sign-in.',
+  },
+  'user.grant_admin': {
+    target: 'user',
+    description:
+      'The CLI gave a local account the entitlement its admin rule matches (token:create --admin).',
+  },
   'token.create': {
     target: 'personal_access_token',
-    description: 'A user created a personal access token.',
+    description: 'A user, or the CLI for a user, created a personal access token.',
   },
   'token.revoke': {
     target: 'personal_access_token',
@@ -21,7 +32,9 @@ export const AUDITED_ACTIONS = {
   },
   'entitlement_rule.create': {
     target: 'entitlement_rule',
-    description: 'An admin granted a role to users with a matching entitlement.',
+    description:
+      'An admin (or the CLI, for token:create --admin) granted a role to users with a ' +
+      'matching entitlement.',
   },
   'entitlement_rule.delete': {
     target: 'entitlement_rule',
@@ -33,7 +46,10 @@ export const AUDITED_ACTIONS = {
     target: 'service',
     description: "An admin set the priority of a service's new jobs.",
   },
-  'device.create': { target: 'device', description: 'An admin registered a device.' },
+  'device.create': {
+    target: 'device',
+    description: 'An admin registered a device (or the CLI did: device:create).',
+  },
   'device.update': { target: 'device', description: 'An admin changed a device.' },
   'device.delete': { target: 'device', description: 'An admin removed a device.' },
   'device.rotate_token': {
@@ -84,6 +100,18 @@ export const AUDITED_ACTIONS = {
   'result.claim.reject': {
     target: 'result',
     description: 'An admin rejected a claim: the result is shown again.',
+  },
+  'database.migrate': {
+    target: 'database',
+    description:
+      'The CLI applied pending database migrations (migrate), listed in details; processes ' +
+      'that apply them at boot log them instead.',
+  },
+  'retention.run': {
+    target: 'storage',
+    description:
+      'The CLI ran the retention pass (retention:run); each job it expired also has its ' +
+      'job.expired row.',
   },
 } as const satisfies Record<string, { target: string; description: string }>;
 

@@ -6,6 +6,7 @@ import { PassportModule } from '@nestjs/passport';
 import { RateLimitModule } from '../common/rate-limit.module';
 import { AppConfig } from '../config';
 import { AccessGuard } from './access.guard';
+import { AccountsModule } from './accounts.module';
 import { AuthController } from './auth.controller';
 import { Authenticator } from './authenticator';
 import { EntitlementRule } from './entitlement-rule.entity';
@@ -17,17 +18,15 @@ import { MeController } from './me.controller';
 import { discoverProvider, OIDC_CONFIGURATION, OidcClient } from './oidc-client';
 import { PassportRegistration, STRATEGY_NAME } from './passport-registration';
 import { PersonalAccessToken } from './personal-access-token.entity';
-import { Principals } from './principals';
-import { RolesService } from './roles.service';
 import { Session } from './session.entity';
 import { SessionsService } from './sessions.service';
 import { TokenVerifier } from './token-verifier';
-import { TokensService } from './tokens.service';
 import { User } from './user.entity';
 
 @Module({
   imports: [
     MikroOrmModule.forFeature([User, Session, LoginFlow, PersonalAccessToken, EntitlementRule]),
+    AccountsModule,
     // Counted in Redis; the API-wide limits run after this module's guard has authenticated.
     RateLimitModule,
   ],
@@ -36,19 +35,17 @@ import { User } from './user.entity';
     { provide: OIDC_CONFIGURATION, inject: [AppConfig], useFactory: discoverProvider },
     OidcClient,
     TokenVerifier,
-    RolesService,
-    Principals,
     SessionsService,
-    TokensService,
     Authenticator,
     LoginService,
     EntitlementRulesService,
     PassportRegistration,
     { provide: APP_GUARD, useClass: AccessGuard },
   ],
-  // RolesService and Authenticator: the admin API shows users' roles and guards the queue
-  // dashboard (plain Express, out of reach of the global guard) with the same rules.
-  exports: [OidcClient, Principals, RolesService, Authenticator],
+  // AccountsModule (RolesService) and Authenticator: the admin API shows users' roles and
+  // guards the queue dashboard (plain Express, out of reach of the global guard) with the same
+  // rules.
+  exports: [OidcClient, AccountsModule, Authenticator],
 })
 export class AuthModule {
   /** Each app gets a passport strategy name of its own (passport is process-wide). */

@@ -61,7 +61,7 @@ export class MeController {
     @Body() dto: CreateTokenDto,
     @Origin() origin: RequestOrigin,
   ): Promise<CreatedTokenDto> {
-    return this.tokens.create(principal, dto, origin);
+    return this.tokens.create(principal, principal.userId, dto, origin);
   }
 
   @Get('tokens')

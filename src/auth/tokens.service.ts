@@ -2,7 +2,7 @@ import { HttpStatus, Injectable, NotFoundException } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { AuditService } from '../audit/audit.service';
 import type { RequestOrigin } from '../common/auth.decorators';
-import type { UserPrincipal } from '../common/principal';
+import type { Principal, UserPrincipal } from '../common/principal';
 import { ProblemException } from '../common/problem';
 import { CreatedTokenDto, CreateTokenDto, TokenDto } from './dto/token.dto';
 import { PersonalAccessToken } from './personal-access-token.entity';
@@ -19,8 +19,17 @@ export class TokensService {
     private readonly audit: AuditService,
   ) {}
 
-  async create(owner: UserPrincipal, dto: CreateTokenDto, origin: RequestOrigin) {
-    if (owner.via === 'pat') {
+  /**
+   * A token for the user `ownerId`. `actor` is who asks, recorded in the audit row: the owner
+   * over the API, none (labgate itself) for the CLI, which creates tokens for others.
+   */
+  async create(
+    actor: Principal | undefined,
+    ownerId: string,
+    dto: CreateTokenDto,
+    origin: RequestOrigin,
+  ) {
+    if (actor?.kind === 'user' && actor.via === 'pat') {
       throw new ProblemException(
         HttpStatus.FORBIDDEN,
         'A personal access token cannot create tokens; sign in or use an OIDC bearer token.',
@@ -34,7 +43,7 @@ export class TokensService {
     const secret = newSecret(PAT_PREFIX);
     const token = await this.em.transactional((em) => {
       const created = em.create(PersonalAccessToken, {
-        user: em.getReference(User, owner.userId),
+        user: em.getReference(User, ownerId),
         name: dto.name,
         secretHash: hashSecret(secret),
         hint: secret.slice(0, PAT_PREFIX.length + 4),
@@ -44,12 +53,18 @@ export class TokensService {
       });
       this.audit.record(
         {
-          actor: owner,
+          actor,
           action: 'token.create',
           targetType: 'personal_access_token',
           targetId: created.id,
           origin,
-          details: { name: dto.name, scopes: dto.scopes, expiresAt: dto.expiresAt },
+          details: {
+            name: dto.name,
+            scopes: dto.scopes,
+            expiresAt: dto.expiresAt,
+            // Whose token, when it is not the actor's own.
+            ...(actor?.kind === 'user' && actor.userId === ownerId ? {} : { owner: ownerId }),
+          },
         },
         em,
       );

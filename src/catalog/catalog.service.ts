@@ -4,6 +4,7 @@ import { AuditService } from '../audit/audit.service';
 import type { ActionOn } from '../audit/audited-actions';
 import type { RequestOrigin } from '../common/auth.decorators';
 import { hasRole, type UserPrincipal as Principal } from '../common/principal';
+import { quoteInput } from '../common/caller-input';
 import { ProblemException } from '../common/problem';
 import { ServiceDto, toServiceDto } from './dto/service.dto';
 import type { ServiceManifest } from './manifest';
@@ -129,7 +130,7 @@ export class CatalogService {
   private visible(key: string, principal: Principal): ServiceManifest {
     const manifest = this.byKey.get(key);
     if (!manifest || !this.isEntitled(manifest, principal)) {
-      throw new ProblemException(HttpStatus.NOT_FOUND, `There is no service "${key}"`);
+      throw new ProblemException(HttpStatus.NOT_FOUND, `There is no service ${quoteInput(key)}`);
     }
     return manifest;
   }

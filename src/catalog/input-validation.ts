@@ -1,3 +1,4 @@
+import { clipInput } from '../common/caller-input';
 import type { FieldError } from '../common/problem';
 import type { InputSpec, InputValues, ServiceManifest } from './manifest';
 import { metricsField, metricsMessage, resultValidator } from './result-schema';
@@ -131,7 +132,9 @@ export function validateFieldValues(
   for (const name of Object.keys(fields)) {
     const spec = specs.get(name);
     if (!spec) {
-      error(name, `${name} is not an input of service ${manifest.key}`);
+      // Named by the caller (a JSON key): repeat only its start.
+      const shown = clipInput(name);
+      error(shown, `${shown} is not an input of service ${manifest.key}`);
     } else if (isFileInput(spec)) {
       error(name, `${name} is a ${spec.type} input: send it as a file, not a text field`);
     }

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { DynamicModule, INestApplicationContext, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MikroORM, RequestContext } from '@mikro-orm/postgresql';
+import { prepareRuntime, type Runtime } from '../bootstrap';
 import type { RequestOrigin } from '../common/auth.decorators';
 import { createValidationPipe } from '../common/validation';
 import { AppConfig, loadConfig, readEnvironment } from '../config';
-import { EMBEDDED_CONNECTIONS, startEmbeddedPostgres } from '../database/embedded-postgres';
-import { findOrStartLocalRedis } from '../queue/local-redis';
 
 /** Where a command writes: results on stdout (for scripts), notes and logs on stderr. */
 export interface CliIo {
@@ -26,57 +25,34 @@ export function loadCliConfig(): AppConfig {
   return loadConfig(readEnvironment());
 }
 
-export interface CliRuntime {
-  config: AppConfig;
-  stop(): Promise<void>;
-}
-
 /**
- * The embedded defaults of `prepareRuntime` (src/bootstrap.ts), minus the development identity
- * provider no command needs (it would also take DEV_IDP_PORT from a running `npm start`):
- * PGlite under VAR_DIR without DATABASE_URL, and, for the commands that use Bull, the local or
- * a private Redis without REDIS_URL.
+ * The embedded defaults of the API (`prepareRuntime`): PGlite under VAR_DIR without
+ * DATABASE_URL, and, for the commands that use Bull, the local or a private Redis without
+ * REDIS_URL; never the development identity provider, which no command needs (and whose port
+ * a running `npm start` may hold). What it chose goes to stderr: stdout is the result.
  */
 export async function startRuntime(
   config: AppConfig,
   io: CliIo,
   needs: { redis: boolean },
-): Promise<CliRuntime> {
-  const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) {
-      await s();
-    }
-  };
-  try {
-    let { database, redis } = config;
-    if (!database.url) {
-      const embedded = await startEmbeddedPostgres(config.varDir);
-      stops.push(() => embedded.stop());
-      database = {
-        url: embedded.url,
-        poolMax: Math.min(database.poolMax, EMBEDDED_CONNECTIONS),
-        embedded: true,
-      };
-      // PGlite has no lock of its own: two processes on one data directory corrupt it.
-      io.note(
-        `note: no DATABASE_URL, using the embedded database in ${embedded.dataDir}; ` +
-          'no other labgate process may have it open',
-      );
-    }
-    if (needs.redis && !redis.url) {
-      const local = await findOrStartLocalRedis(config.varDir);
-      stops.push(() => local.stop());
-      redis = { ...redis, url: local.url };
-      if (local.private) {
-        io.note(`note: no REDIS_URL and no Redis on 127.0.0.1:6379, using a private one`);
-      }
-    }
-    return { config: config.with({ database, redis }), stop };
-  } catch (err) {
-    await stop();
-    throw err;
+): Promise<Runtime> {
+  const runtime = await prepareRuntime(config, {
+    redis: needs.redis,
+    identityProvider: false,
+    log: {
+      info: (message) => {
+        if (io.verbose) {
+          io.note(message);
+        }
+      },
+      warn: (message) => io.note(`note: ${message}`),
+    },
+  });
+  if (runtime.config.database.embedded) {
+    // PGlite has no lock of its own: two processes on one data directory corrupt it.
+    io.note('note: no other labgate process may have the embedded database open meanwhile');
   }
+  return runtime;
 }
 
 /** Nest's log lines, on stderr, with --verbose only (stdout is the command's result). */

@@ -1,11 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { AuditModule } from '../audit/audit.module';
-import { EntitlementRule } from '../auth/entitlement-rule.entity';
-import { PersonalAccessToken } from '../auth/personal-access-token.entity';
-import { Principals } from '../auth/principals';
-import { RolesService } from '../auth/roles.service';
-import { TokensService } from '../auth/tokens.service';
+import { AccountsModule } from '../auth/accounts.module';
 import { User } from '../auth/user.entity';
 import { AppConfig, ConfigModule } from '../config';
 import { DatabaseModule } from '../database/database.module';
@@ -14,18 +10,6 @@ import { JobsModule } from '../jobs/jobs.module';
 import { OutboxModule } from '../outbox/outbox.module';
 import { QueueModule } from '../queue/queue.module';
 import { StorageModule } from '../storage/storage.module';
-
-/**
- * The users and tokens half of the auth module. AuthModule itself cannot boot in the CLI: it
- * discovers the OIDC provider at boot (a network call to the institution, or a development
- * provider on a port `npm start` may hold), and no command signs anyone in.
- */
-@Module({
-  imports: [MikroOrmModule.forFeature([User, PersonalAccessToken, EntitlementRule])],
-  providers: [TokensService, RolesService, Principals],
-  exports: [TokensService, Principals],
-})
-export class CliUsersModule {}
 
 /** What a command needs besides the database and the audit log. */
 export type CliFeature = 'users' | 'devices' | 'jobs';
@@ -40,8 +24,9 @@ export type CliFeature = 'users' | 'devices' | 'jobs';
 export class CliModule {
   static forRoot(runtimeConfig: AppConfig, feature: CliFeature) {
     const config = runtimeConfig.with({ role: 'api' });
-    const features: Record<CliFeature, Array<DynamicModule | typeof CliUsersModule>> = {
-      users: [CliUsersModule],
+    const features: Record<CliFeature, Array<DynamicModule | typeof AccountsModule>> = {
+      // Not AuthModule: no command signs anyone in, and it discovers the provider at boot.
+      users: [AccountsModule],
       devices: [DevicesModule],
       // Job rows reference their owner: the User entity must be known to the ORM.
       jobs: [

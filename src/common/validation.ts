@@ -1,13 +1,19 @@
 import { applyDecorators, ValidationError, ValidationPipe } from '@nestjs/common';
 import { MaxDate, MinDate } from 'class-validator';
 import { EARLIEST_DATE, LATEST_DATE } from './pagination';
+import { clipInput } from './caller-input';
 import { FieldError, validationProblem } from './problem';
 
 /** Flattens class-validator's tree into one entry per failed rule, named by its path. */
 export function flattenValidationErrors(errors: ValidationError[], parent = ''): FieldError[] {
   return errors.flatMap((error) => {
-    const field = parent ? `${parent}.${error.property}` : error.property;
-    const own = Object.values(error.constraints ?? {}).map((message) => ({ field, message }));
+    // A property the DTO does not declare is named by the caller: repeat only its start.
+    const property = clipInput(error.property);
+    const field = parent ? `${parent}.${property}` : property;
+    const own = Object.entries(error.constraints ?? {}).map(([rule, message]) => ({
+      field,
+      message: rule === 'whitelistValidation' ? `property ${property} should not exist` : message,
+    }));
     return [...own, ...flattenValidationErrors(error.children ?? [], field)];
   });
 }

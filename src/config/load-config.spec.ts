@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import express from 'express';
 import { ConfigError, loadConfig, readEnvironment } from './load-config';
 import { VARIABLES } from './config.schema';
 
@@ -106,6 +107,42 @@ describe(loadConfig.name, () => {
   it('never prints a password from a bad URL', () => {
     const problems = problemsOf({ DATABASE_URL: 'postgres//user:s3cret@host' });
     expect(problems.join()).not.toContain('s3cret');
+  });
+
+  describe('TRUST_PROXY', () => {
+    /** What Express does with the value at boot (app.set compiles it at once). */
+    const expressTakes = (value: unknown) => () => express().set('trust proxy', value);
+
+    it.each<[string, boolean | number | string[]]>([
+      ['false', false],
+      ['0', false],
+      ['true', true],
+      ['2', 2],
+      ['loopback', ['loopback']],
+      [
+        'LoopBack, 10.0.0.0/8 ,fd00::/8,192.168.1.10, ::1,linklocal,uniquelocal',
+        ['loopback', '10.0.0.0/8', 'fd00::/8', '192.168.1.10', '::1', 'linklocal', 'uniquelocal'],
+      ],
+      ['10.0.0.0/255.0.0.0', ['10.0.0.0/255.0.0.0']],
+    ])('takes %j as Express does', (raw, expected) => {
+      const { trustProxy } = loadConfig({ TRUST_PROXY: raw }).http;
+      expect(trustProxy).toEqual(expected);
+      expect(expressTakes(trustProxy)).not.toThrow();
+    });
+
+    it.each(['10.0.0.300', '10.0.0.0/33', 'localhost', 'loopback,proxy.example.org', '-1', '1.5'])(
+      'refuses %j in one line naming the entry, where Express would throw at boot',
+      (raw) => {
+        const problems = problemsOf({ TRUST_PROXY: raw, PORT: 'eighty' });
+        expect(problems).toHaveLength(2);
+        expect(problems).toContainEqual(
+          expect.stringMatching(
+            /^TRUST_PROXY: "[^"]+" is not true, false, a hop count, an IP address, a subnet .* or one of loopback, linklocal, uniquelocal$/,
+          ),
+        );
+        expect(expressTakes(raw.split(','))).toThrow();
+      },
+    );
   });
 
   it('parses sizes with units', () => {

@@ -77,8 +77,18 @@ function parseValue(spec: VariableSpec, raw: string): Parsed {
   }
 }
 
+/**
+ * Express's own parser of `trust proxy` address lists (a dependency of express). Used to
+ * check the list here, so that a bad entry is one line of the configuration's message rather
+ * than a TypeError thrown from inside Express at boot.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const proxyAddr = require('proxy-addr') as { compile(addresses: string[]): unknown };
+
+const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
 /** `TRUST_PROXY` as Express takes it: a boolean, a hop count, or a list of addresses/subnets. */
-function parseTrustProxy(raw: string): boolean | number | string[] {
+export function parseTrustProxy(raw: string): boolean | number | string[] {
   const value = raw.trim().toLowerCase();
   if (['false', '0', 'no', ''].includes(value)) {
     return false;
@@ -89,10 +99,21 @@ function parseTrustProxy(raw: string): boolean | number | string[] {
   if (/^\d+$/.test(value)) {
     return Number(value);
   }
-  return value
+  const addresses = value
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  for (const address of addresses) {
+    try {
+      proxyAddr.compile([address]);
+    } catch {
+      throw new Error(
+        `TRUST_PROXY: "${address}" is not true, false, a hop count, an IP address, a subnet ` +
+          `(10.0.0.0/8, fd00::/8) or one of ${TRUST_PROXY_NAMES.join(', ')}`,
+      );
+    }
+  }
+  return addresses;
 }
 
 /** Hides the password of a connection URL so that it can be logged or shown in an error. */
@@ -136,6 +157,13 @@ export function loadConfig(
     } catch (err) {
       problems.push((err as Error).message);
     }
+  }
+
+  let trustProxy: ReturnType<typeof parseTrustProxy> = false;
+  try {
+    trustProxy = parseTrustProxy((values.get('TRUST_PROXY') as string | undefined) ?? 'false');
+  } catch (err) {
+    problems.push((err as Error).message);
   }
 
   if (nodeEnv === 'production') {
@@ -207,7 +235,7 @@ export function loadConfig(
     http: {
       metricsToken: get<string | undefined>('METRICS_TOKEN'),
       corsOrigins: get<string[] | undefined>('CORS_ORIGINS') ?? [],
-      trustProxy: parseTrustProxy(get<string>('TRUST_PROXY')),
+      trustProxy,
       rateLimitUserPerMinute: get<number>('RATE_LIMIT_USER_PER_MINUTE'),
       rateLimitIpPerMinute: get<number>('RATE_LIMIT_IP_PER_MINUTE'),
     },

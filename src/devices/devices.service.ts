@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import { Outbox } from '../outbox/outbox.service';
 import { CatalogService } from '../catalog/catalog.service';
 import type { RequestOrigin } from '../common/auth.decorators';
-import type { DevicePrincipal, UserPrincipal } from '../common/principal';
+import type { DevicePrincipal, Principal, UserPrincipal } from '../common/principal';
 import { ProblemException, validationProblem } from '../common/problem';
 import { AppConfig } from '../config';
 import type { HeartbeatDto, HeartbeatReplyDto } from './dto/agent.dto';
@@ -41,6 +41,9 @@ export interface DeviceOverview {
   slots: number;
 }
 
+/** How many unknown service keys a refusal names. */
+const NAMED_UNKNOWN_SERVICES = 5;
+
 /** The device registry (admin and operator API) and the liveness half of the agent protocol. */
 @Injectable()
 export class DevicesService {
@@ -55,8 +58,9 @@ export class DevicesService {
     private readonly outbox: Outbox,
   ) {}
 
+  /** `actor`: the admin registering it; none when labgate itself does (the CLI). */
   async create(
-    actor: UserPrincipal,
+    actor: Principal | undefined,
     dto: CreateDeviceDto,
     origin: RequestOrigin,
   ): Promise<DeviceWithTokenDto> {
@@ -293,11 +297,17 @@ export class DevicesService {
   private requireKnownServices(services: string[]): void {
     const unknown = services.filter((s) => s !== ALL_SERVICES && !this.catalog.manifest(s));
     if (unknown.length > 0) {
+      // The first few only: the list may hold 200 keys of 100 characters.
+      const named =
+        unknown.slice(0, NAMED_UNKNOWN_SERVICES).join(', ') +
+        (unknown.length > NAMED_UNKNOWN_SERVICES
+          ? ` and ${unknown.length - NAMED_UNKNOWN_SERVICES} more`
+          : '');
       throw validationProblem([
         {
           field: 'services',
           message:
-            `unknown service key(s): ${unknown.join(', ')}; use keys of GET /api/v1/services ` +
+            `unknown service key(s): ${named}; use keys of GET /api/v1/services ` +
             `or "${ALL_SERVICES}" for every service`,
         },
       ]);

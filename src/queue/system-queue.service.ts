@@ -21,9 +21,4 @@ export class SystemQueue {
       throw new Error(`Redis answered ${String(answer)}`);
     }
   }
-
-  async evictionPolicy(): Promise<string | undefined> {
-    const reply = (await this.queue.client.config('GET', 'maxmemory-policy')) as string[];
-    return reply[1];
-  }
 }

@@ -1,3 +1,4 @@
+import { quoteInput } from '../common/caller-input';
 import {
   formatSort,
   parseMetricsFilter,
@@ -69,8 +70,15 @@ describe(parseMetricsFilter.name, () => {
     }
     expect(error).toBeInstanceOf(QuerySyntaxError);
     expect((error as QuerySyntaxError).field).toBe('filter');
-    expect((error as Error).message).toContain(JSON.stringify(text));
+    expect((error as Error).message).toContain(quoteInput(text));
     expect((error as Error).message).toMatch(why);
+  });
+
+  it('names a long filter by its start only', () => {
+    const text = `metrics.v=${'x'.repeat(200)}>`;
+    expect(() => parseMetricsFilter(text)).toThrow(
+      `filter "${text.slice(0, 100)}"… has a value longer than 200 characters`,
+    );
   });
 });
 

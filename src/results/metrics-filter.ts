@@ -3,6 +3,7 @@
  * hold) and `sort=[-]createdAt|executedAt|metrics.a.b`. Parsed here into plain values; the
  * repository turns them into parameterised SQL on the jsonb column.
  */
+import { quoteInput } from '../common/caller-input';
 
 export const FILTER_OPS = ['>=', '<=', '!=', '=', '<', '>', '~'] as const;
 export type FilterOp = (typeof FILTER_OPS)[number];
@@ -36,7 +37,7 @@ export class QuerySyntaxError extends Error {
     readonly input: string,
     reason: string,
   ) {
-    super(`${field} ${JSON.stringify(input)} ${reason}`);
+    super(`${field} ${quoteInput(input)} ${reason}`);
     this.name = 'QuerySyntaxError';
   }
 }
@@ -55,7 +56,7 @@ function parsePath(text: string): { path?: string[]; reason?: string } {
   if (bad !== undefined) {
     return {
       reason:
-        `has the path segment ${JSON.stringify(bad)}; segments are identifiers ` +
+        `has the path segment ${quoteInput(bad)}; segments are identifiers ` +
         '(letters, digits and _, not starting with a digit)',
     };
   }

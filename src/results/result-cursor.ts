@@ -1,5 +1,6 @@
 import { HttpStatus } from '@nestjs/common';
 import { isStorableDate } from '../common/pagination';
+import { clipInput } from '../common/caller-input';
 import { ProblemException } from '../common/problem';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -64,7 +65,8 @@ export function decodeResultCursor(text: string, sort: string): ResultCursor {
   }
   if (cursorSort !== sort) {
     throw badCursor(
-      `The cursor belongs to sort=${cursorSort}, not sort=${sort}.`,
+      // A crafted cursor may carry any text as its sort.
+      `The cursor belongs to sort=${clipInput(cursorSort)}, not sort=${clipInput(sort)}.`,
       'cursor must come from a page with the same sort',
     );
   }

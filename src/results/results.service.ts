@@ -10,6 +10,7 @@ import { CatalogService } from '../catalog/catalog.service';
 import { validateMetrics } from '../catalog/input-validation';
 import type { RequestOrigin } from '../common/auth.decorators';
 import type { Principal, UserPrincipal } from '../common/principal';
+import { quoteInput } from '../common/caller-input';
 import { ProblemException, validationProblem } from '../common/problem';
 import { BlobStorage } from '../storage/blob-storage';
 import type { ListResultsQuery, ResultDto, ResultPageDto, SubmitResultDto } from './dto/result.dto';
@@ -113,7 +114,7 @@ export class ResultsService {
     const result = await this.visible(this.em, id, readerOf(principal));
     const artifact = result.artifacts.find((a) => a.name === name);
     if (!artifact || !result.archiveKey) {
-      throw new NotFoundException(`Result ${id} has no file ${JSON.stringify(name)}.`);
+      throw new NotFoundException(`Result ${id} has no file ${quoteInput(name)}.`);
     }
     if (!(await this.storage.stat(result.archiveKey))) {
       throw new ProblemException(HttpStatus.GONE, 'The outputs archive is missing from storage.');

@@ -157,6 +157,17 @@ describe('service catalogue API', () => {
       .expect(404);
   });
 
+  it('quotes only the start of a huge unknown key in the 404 (POST /jobs with 130 KB)', async () => {
+    const key = 'k'.repeat(130_000);
+    const res = await request(http)
+      .post('/api/v1/jobs')
+      .set('Cookie', member)
+      .send({ service: key, inputs: {} });
+    expect(res.status).toBe(404);
+    expect(res.body.detail).toBe(`There is no service "${'k'.repeat(100)}"…`);
+    expect(res.text.length).toBeLessThan(1000);
+  });
+
   it('lets only an admin disable and enable a service, audited, shown to everyone', async () => {
     const denied = await request(http)
       .patch('/api/v1/services/float-add')

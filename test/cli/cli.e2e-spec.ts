@@ -270,6 +270,13 @@ describe('the CLI (npm run cli)', () => {
         expect(lines(second.stdout)).toEqual([
           `no pending migrations (${migrations.length} applied)`,
         ]);
+        // Audited once: the run that applied them.
+        expect(
+          await sql(
+            empty.url,
+            `select actor_kind, details from audit_event where action = 'database.migrate'`,
+          ),
+        ).toEqual([{ actor_kind: 'system', details: { applied: migrations } }]);
       } finally {
         await empty.drop();
       }
@@ -362,19 +369,28 @@ describe('the CLI (npm run cli)', () => {
           expect.objectContaining({ entitlement: 'urn:labgate:local:admin', role: 'admin' }),
         ]),
       );
-      const created = await audit('token.create');
-      expect(created).toEqual(
-        expect.arrayContaining([
-          expect.objectContaining({
-            actor_kind: 'system',
-            request_id: expect.stringMatching(/^cli:/),
-            details: expect.objectContaining({ via: 'cli', userCreated: true, adminGranted: true }),
+      // One row per change, all by labgate itself (no user acted) and of this one run.
+      const [created] = await audit('token.create');
+      expect(await audit('token.create')).toEqual([
+        {
+          actor_kind: 'system',
+          request_id: expect.stringMatching(/^cli:/),
+          details: expect.objectContaining({
+            name: 'bootstrap',
+            owner: expect.any(String),
+            scopes: ['read', 'write', 'admin'],
           }),
-        ]),
-      );
-      expect(await audit('entitlement_rule.create')).toEqual([
-        expect.objectContaining({ actor_kind: 'system' }),
+        },
       ]);
+      const run1 = { actor_kind: 'system', request_id: created.request_id };
+      expect(await audit('user.create')).toEqual([
+        {
+          ...run1,
+          details: expect.objectContaining({ subject: 'ops', email: 'ops@labgate.test' }),
+        },
+      ]);
+      expect(await audit('user.grant_admin')).toEqual([expect.objectContaining(run1)]);
+      expect(await audit('entitlement_rule.create')).toEqual([expect.objectContaining(run1)]);
     });
 
     it('names an existing user by email; without the admin scope the token acts as a plain user', async () => {
@@ -540,10 +556,13 @@ describe('the CLI (npm run cli)', () => {
         .send({ service: 'hold', inputs: {} })
         .expect(201);
       const id = submitted.body.id as string;
-      const pidFile = join(app.varDir, 'work', id, 'outputs', 'pid');
-      const readPid = () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0);
+      // Each placement of the job runs in a work directory of its own (<job id>.<assignment>).
+      const readPid = (assignment: number) => {
+        const pidFile = join(app.varDir, 'work', `${id}.${assignment}`, 'outputs', 'pid');
+        return existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+      };
       try {
-        const first = await waitUntil('the job running its program', () => readPid() || undefined);
+        const first = await waitUntil('the job running its program', () => readPid(1) || undefined);
 
         const run = await runCli(['jobs:requeue', '--state', 'running', '--service', 'hold'], env);
         expect(run.code).toBe(0);
@@ -569,7 +588,7 @@ describe('the CLI (npm run cli)', () => {
         // The worker ended the first attempt's program, then ran the second.
         await waitUntil('the first program ended', () => (isDead(first) ? true : undefined));
         const second = await waitUntil('a second attempt', () => {
-          const pid = readPid();
+          const pid = readPid(2);
           return pid && pid !== first ? pid : undefined;
         });
         const [job] = await sql<{ state: string; attempts: number }>(
@@ -621,6 +640,17 @@ describe('the CLI (npm run cli)', () => {
 
       const again = await runCli(['retention:run'], env);
       expect(lines(again.stdout)).toEqual(['nothing to expire']);
+      // Each run by hand is audited, with what it did.
+      expect(await audit('retention.run')).toEqual([
+        expect.objectContaining({
+          actor_kind: 'system',
+          details: expect.objectContaining({ expired: 1 }),
+        }),
+        expect.objectContaining({
+          actor_kind: 'system',
+          details: expect.objectContaining({ expired: 0 }),
+        }),
+      ]);
     });
   });
 });

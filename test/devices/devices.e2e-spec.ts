@@ -230,6 +230,17 @@ describe('device registry', () => {
       expect(res.body.detail).toContain('nope-1, nope-2');
       expect(res.body.detail).not.toContain('echo');
     });
+
+    it('names the first five unknown keys and counts the rest (the list may be 20 KB)', async () => {
+      const services = Array.from({ length: 200 }, (_, i) => `nope-${i}-${'x'.repeat(90)}`);
+      const res = await request(http)
+        .post('/api/v1/devices')
+        .set(roles.admin)
+        .send({ ...valid, services });
+      expectProblem(res, 400, ['services']);
+      expect(res.body.detail).toContain(`${services.slice(0, 5).join(', ')} and 195 more;`);
+      expect(res.body.detail).not.toContain(services[5]);
+    });
   });
 
   describe('changes', () => {

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 
 /**
@@ -310,35 +310,74 @@ describe('docker/Dockerfile', () => {
     expect(starts.join('\n')).not.toMatch(/\bnpm\s+start\b/);
   });
 
-  it('runs `npm run cli` from dist/ in the runtime stage, where ts-node is pruned', () => {
-    const lastFrom = steps.map((s) => s.keyword).lastIndexOf('FROM');
-    const copies = steps
-      .slice(lastFrom)
-      .filter((s) => s.keyword === 'COPY')
-      .map((s) => s.args);
-    expect(copies).toContainEqual(expect.stringMatching(/--from=build \/app\/dist \.\/dist$/));
-    // The image's layout: package.json, production node_modules (no ts-node), dist/.
-    const image = mkdtempSync(join(tmpdir(), 'labgate-image-'));
-    try {
-      cpSync(join(root, 'package.json'), join(image, 'package.json'));
-      mkdirSync(join(image, 'node_modules'));
-      mkdirSync(join(image, 'dist', 'src', 'cli'), { recursive: true });
-      writeFileSync(
-        join(image, 'dist', 'src', 'cli', 'main.js'),
-        'process.stdout.write(JSON.stringify(process.argv.slice(2)))',
-      );
-      const out = execFileSync(
-        'npm',
-        ['run', '--silent', 'cli', '--', 'token:create', '--name', 'a b'],
-        {
+  it.each([
+    ['cli', ['token:create', '--name', 'a b']],
+    ['agent', ['--url', 'https://labgate.example.org', '--token', 'lgd_x y']],
+  ])(
+    'runs `npm run %s` from dist/ in the runtime stage, where ts-node is pruned',
+    (script, args) => {
+      const lastFrom = steps.map((s) => s.keyword).lastIndexOf('FROM');
+      const copies = steps
+        .slice(lastFrom)
+        .filter((s) => s.keyword === 'COPY')
+        .map((s) => s.args);
+      expect(copies).toContainEqual(expect.stringMatching(/--from=build \/app\/dist \.\/dist$/));
+      // The image's layout: package.json, production node_modules (no ts-node), dist/.
+      const image = mkdtempSync(join(tmpdir(), 'labgate-image-'));
+      try {
+        cpSync(join(root, 'package.json'), join(image, 'package.json'));
+        mkdirSync(join(image, 'node_modules'));
+        mkdirSync(join(image, 'dist', 'src', script), { recursive: true });
+        writeFileSync(
+          join(image, 'dist', 'src', script, 'main.js'),
+          'process.stdout.write(JSON.stringify(process.argv.slice(2)))',
+        );
+        const out = execFileSync('npm', ['run', '--silent', script, '--', ...args], {
           cwd: image,
           encoding: 'utf8',
           env: { PATH: process.env.PATH, HOME: process.env.HOME },
+        });
+        expect(JSON.parse(out)).toEqual(args);
+      } finally {
+        rmSync(image, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it('has `nest build` compile every entry point a script runs from dist/', () => {
+    // nest build compiles the files of nest-cli.json's tsconfig; `tsc --showConfig` lists them.
+    const nestCli = JSON.parse(readFileSync(join(root, 'nest-cli.json'), 'utf8')) as {
+      compilerOptions: { tsConfigPath: string };
+    };
+    const tsc = require.resolve('typescript/bin/tsc');
+    const build = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [tsc, '-p', nestCli.compilerOptions.tsConfigPath, '--showConfig'],
+        {
+          cwd: root,
+          encoding: 'utf8',
         },
-      );
-      expect(JSON.parse(out)).toEqual(['token:create', '--name', 'a b']);
-    } finally {
-      rmSync(image, { recursive: true, force: true });
+      ),
+    ) as { files: string[]; compilerOptions: { outDir: string; rootDir: string } };
+    const compiled = new Set(
+      build.files.map((file) =>
+        join(
+          build.compilerOptions.outDir,
+          relative(build.compilerOptions.rootDir, file).replace(/\.ts$/, '.js'),
+        ),
+      ),
+    );
+    const entries = Object.entries(scripts).flatMap(([name, text]) =>
+      [...text.matchAll(/\bnode\s+(dist\/\S+\.js)/g)].map((m) => ({ name, entry: m[1] })),
+    );
+    expect(entries.map((e) => e.name)).toEqual(expect.arrayContaining(['cli', 'agent']));
+    for (const { name, entry } of entries) {
+      expect({ name, entry, compiled: compiled.has(entry) }).toEqual({
+        name,
+        entry,
+        compiled: true,
+      });
     }
   });
 

@@ -85,6 +85,18 @@ describe('problem+json errors', () => {
     });
   });
 
+  it('names an undeclared property by its start only', async () => {
+    const res = await request(http)
+      .post('/api/v1/test-problems/echo')
+      .send({ name: 'ok', count: 1, ['p'.repeat(300)]: true });
+    expectProblem(res, 400);
+    const shown = `${'p'.repeat(100)}…`;
+    expect(res.body.errors).toEqual([
+      { field: shown, message: `property ${shown} should not exist` },
+    ]);
+    expect(res.body.detail).toBe(`Invalid request: property ${shown} should not exist.`);
+  });
+
   it('passes a valid body through, transformed', async () => {
     const res = await request(http)
       .post('/api/v1/test-problems/echo')

@@ -152,4 +152,29 @@ describe('job submission: TOMAAT payloads and idempotency', () => {
       .send({ service: 'float-add', inputs: { a: 1, b: 1 } });
     expect(res.status).toBe(400);
   });
+
+  it('documents Idempotency-Key once, optional, and no operation any header twice', async () => {
+    type Parameter = { name: string; in: string; required?: boolean };
+    const doc = (await request(http).get('/docs-json').expect(200)).body as {
+      paths: Record<string, Record<string, { parameters?: Parameter[] }>>;
+    };
+    const submitHeaders = (doc.paths['/api/v1/jobs'].post.parameters ?? []).filter(
+      (p) => p.in === 'header',
+    );
+    expect(submitHeaders).toEqual([
+      expect.objectContaining({ name: 'Idempotency-Key', required: false }),
+    ]);
+    // HTTP header names are case-insensitive: two spellings are one header documented twice.
+    const twice = Object.entries(doc.paths).flatMap(([path, operations]) =>
+      Object.entries(operations).flatMap(([method, operation]) => {
+        const names = (operation.parameters ?? [])
+          .filter((p) => p.in === 'header')
+          .map((p) => p.name.toLowerCase());
+        return names
+          .filter((name, i) => names.indexOf(name) !== i)
+          .map((name) => `${method.toUpperCase()} ${path}: ${name}`);
+      }),
+    );
+    expect(twice).toEqual([]);
+  });
 });

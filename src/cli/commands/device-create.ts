@@ -1,4 +1,3 @@
-import type { UserPrincipal } from '../../common/principal';
 import { CreateDeviceDto } from '../../devices/dto/device.dto';
 import { DevicesService } from '../../devices/devices.service';
 import { CliModule } from '../cli.module';
@@ -21,12 +20,6 @@ export interface DeviceCreateOptions {
   label: Record<string, string>;
 }
 
-/**
- * No user acts: DevicesService.create only hands its actor to AuditService.record, where none
- * means labgate itself (`actor_kind` system), which is what a CLI action is.
- */
-const SYSTEM = undefined as unknown as UserPrincipal;
-
 /** `device:create`: registers a device as POST /api/v1/devices does and prints its token once. */
 export async function deviceCreate(options: DeviceCreateOptions, io: CliIo): Promise<void> {
   // As the API receives it: numbers as numbers, everything else as given, so that the DTO
@@ -44,7 +37,8 @@ export async function deviceCreate(options: DeviceCreateOptions, io: CliIo): Pro
   const runtime = await startRuntime(loadCliConfig(), io, { redis: false });
   try {
     await withAppContext(CliModule.forRoot(runtime.config, 'devices'), io, async (app) => {
-      const device = await app.get(DevicesService).create(SYSTEM, dto, cliOrigin());
+      // No actor: labgate itself registers it (the audit row's actor is `system`).
+      const device = await app.get(DevicesService).create(undefined, dto, cliOrigin());
       io.out(device.token);
       io.note(
         `device ${device.name} (${device.id}) registered: ${device.kind}, runner ${device.runner}, ` +

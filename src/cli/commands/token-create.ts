@@ -2,7 +2,7 @@ import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/po
 import { AuditService } from '../../audit/audit.service';
 import { CreateTokenDto } from '../../auth/dto/token.dto';
 import { EntitlementRule, GrantedRole, RuleMatch } from '../../auth/entitlement-rule.entity';
-import { Principals } from '../../auth/principals';
+import { RolesService } from '../../auth/roles.service';
 import { TokensService } from '../../auth/tokens.service';
 import { User } from '../../auth/user.entity';
 import type { RequestOrigin } from '../../common/auth.decorators';
@@ -145,6 +145,16 @@ async function grantAdmin(
   }
   if (!user.entitlements.includes(LOCAL_ADMIN_ENTITLEMENT)) {
     user.entitlements = [...user.entitlements, LOCAL_ADMIN_ENTITLEMENT];
+    audit.record(
+      {
+        action: 'user.grant_admin',
+        targetType: 'user',
+        targetId: user.id,
+        origin,
+        details: { entitlement: LOCAL_ADMIN_ENTITLEMENT },
+      },
+      em,
+    );
     await em.flush();
   }
 }
@@ -186,6 +196,17 @@ export async function tokenCreate(options: TokenCreateOptions, io: CliIo): Promi
             { issuer: ref.issuer, subject: ref.subject, email: options.email },
             false,
           );
+        audit.record(
+          {
+            action: 'user.create',
+            targetType: 'user',
+            targetId: user.id,
+            origin,
+            details: { issuer: user.issuer, subject: user.subject, email: user.email },
+          },
+          em,
+        );
+        await em.flush();
       }
       if (user.blocked) {
         throw new CliError(`${describeUser(user)} is blocked: unblock the user first`);
@@ -193,36 +214,16 @@ export async function tokenCreate(options: TokenCreateOptions, io: CliIo): Promi
       if (options.admin) {
         await grantAdmin(em, audit, user, origin);
       }
-      const principal = await app.get(Principals).forUser(user, 'session');
-      // TokensService records the owner as the actor; this row says the CLI did it.
-      const token = await app.get(TokensService).create(principal, dto, origin);
-      await em.transactional((tx) => {
-        audit.record(
-          {
-            action: 'token.create',
-            targetType: 'personal_access_token',
-            targetId: token.id,
-            origin,
-            details: {
-              via: 'cli',
-              owner: user.id,
-              userCreated: created,
-              adminGranted: options.admin ?? false,
-              scopes: dto.scopes,
-              expiresAt: dto.expiresAt,
-            },
-          },
-          tx,
-        );
-        return Promise.resolve();
-      });
+      // No actor: labgate itself acts (the audit row's actor is `system`, its owner the user).
+      const token = await app.get(TokensService).create(undefined, user.id, dto, origin);
+      const roles = await app.get(RolesService).rolesFor(user.entitlements);
       io.out(token.token);
       io.note(
         `token "${token.name}" (${token.hint}…) for ${describeUser(user)}${created ? ' (user created)' : ''}: ` +
-          `roles ${principal.roles.join(', ')}; scopes ${dto.scopes.join(', ')}; ` +
+          `roles ${roles.join(', ')}; scopes ${dto.scopes.join(', ')}; ` +
           `expires ${dto.expiresAt.toISOString()}. It is shown only this once.`,
       );
-      if (dto.scopes.includes('admin') && !principal.roles.includes('admin')) {
+      if (dto.scopes.includes('admin') && !roles.includes('admin')) {
         io.note('note: the user is not an admin, so the admin scope adds nothing (see --admin)');
       }
     });

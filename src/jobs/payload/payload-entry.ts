@@ -1,3 +1,4 @@
+import { quoteInput } from '../../common/caller-input';
 import { PayloadError } from './payload-error';
 
 export type EntryKind = 'file' | 'directory';
@@ -54,5 +55,5 @@ export function entryPath(raw: string): string {
 }
 
 export function refused(path: string, why: string, status: 400 | 413 = 400): PayloadError {
-  return new PayloadError(status, `Payload entry ${JSON.stringify(path)} ${why}.`, path);
+  return new PayloadError(status, `Payload entry ${quoteInput(path)} ${why}.`, path);
 }

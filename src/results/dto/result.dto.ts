@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
+import { PageQuery } from '../../common/pagination';
 import { WithinStorableDates } from '../../common/validation';
 import {
   ArrayMaxSize,
@@ -7,14 +8,11 @@ import {
   IsArray,
   IsDate,
   IsIn,
-  IsInt,
   IsObject,
   IsOptional,
   IsString,
   Matches,
-  Max,
   MaxLength,
-  Min,
   MinLength,
 } from 'class-validator';
 import {
@@ -104,20 +102,15 @@ export class ResultPageDto {
   nextCursor?: string;
 }
 
-export class ListResultsQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit: number = 50;
-
+export class ListResultsQuery extends PageQuery {
+  // Longer than PageQuery's: it carries the sort value of the last row, which may be a metric's
+  // text. Each rule is declared again: class-validator drops the inherited rules of a property
+  // the subclass declares any of its own for.
   @ApiPropertyOptional({ description: 'The nextCursor of the previous page (same sort).' })
   @IsOptional()
   @IsString()
   @MaxLength(8000)
-  cursor?: string;
+  declare cursor?: string;
 
   @ApiPropertyOptional({ example: 'float-add' })
   @IsOptional()
