@@ -15,20 +15,33 @@ import {
   REQUIRED_ROLES,
 } from '../common/auth.decorators';
 import type { Principal, Role } from '../common/principal';
+import { SKIP_RATE_LIMIT } from '../common/rate-limit';
+import { RateLimiter } from '../common/rate-limiter';
+import { SESSION_COOKIE } from './sessions.service';
 
 const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'];
 
 const targetsOf = (context: ExecutionContext) => [context.getHandler(), context.getClass()];
 
+/** Whether the request carries anything the authenticator reads (bearer or session cookie). */
+function carriesCredentials(req: Request): boolean {
+  return (
+    req.headers.authorization !== undefined ||
+    (req.headers.cookie?.includes(`${SESSION_COOKIE}=`) ?? false)
+  );
+}
+
 /**
  * The one global guard. Deny by default: a route is open only with `@Public()`; otherwise the
  * caller must authenticate (passport, strategy of this app), hold a role named by `@Roles()`,
- * and, with a personal access token, a scope that allows the method.
+ * and, with a personal access token, a scope that allows the method. Then the request counts
+ * against the caller's rate limit (per user, or per IP without credentials).
  */
 @Injectable()
 export class AccessGuard extends AuthGuard() {
   constructor(
     private readonly reflector: Reflector,
+    private readonly rateLimiter: RateLimiter,
     // Carries this app's strategy name (AuthModule.forRoot).
     @Optional() options?: AuthModuleOptions,
   ) {
@@ -37,17 +50,31 @@ export class AccessGuard extends AuthGuard() {
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = targetsOf(context);
-    if (
-      this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets) ||
-      // Agent routes take device tokens only; their own guard (devices module) checks them.
-      this.reflector.getAllAndOverride<boolean>(IS_DEVICE_ROUTE, targets)
-    ) {
+    const http = context.switchToHttp();
+    const req = http.getRequest<Request & { user?: Principal }>();
+    const res = http.getResponse<Response>();
+    // Agent routes take device tokens only: their own guard (devices module) checks and
+    // counts them.
+    if (this.reflector.getAllAndOverride<boolean>(IS_DEVICE_ROUTE, targets)) {
       return true;
     }
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
+      if (!this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT, targets)) {
+        await this.rateLimiter.count(req, res, undefined);
+      }
+      return true;
+    }
+    if (!carriesCredentials(req)) {
+      // Nothing for passport to read: the same answer it would give, without its per-request
+      // machinery (ticket polls arrive like this, many per second).
+      this.handleRequest(undefined, false, undefined, context);
+      await this.rateLimiter.count(req, res, undefined);
+      return true; // @OptionalAuth(): the route decides.
+    }
     await super.canActivate(context);
-    const req = context.switchToHttp().getRequest<Request & { user?: Principal }>();
     const principal = req.user;
     if (!principal) {
+      await this.rateLimiter.count(req, res, undefined);
       return true; // @OptionalAuth() and no credentials: the route decides.
     }
     if (principal.kind !== 'user') {
@@ -63,6 +90,7 @@ export class AccessGuard extends AuthGuard() {
     if (roles?.length && !roles.some((role) => principal.roles.includes(role))) {
       throw new ForbiddenException(`This needs the ${roles.join(' or ')} role.`);
     }
+    await this.rateLimiter.count(req, res, principal);
     return true;
   }
 

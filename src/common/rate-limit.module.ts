@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { AppConfig } from '../config';
-import { RateLimitInterceptor } from './rate-limit.interceptor';
+import { RateLimiter } from './rate-limiter';
 import { RedisThrottlerStorage } from './redis-throttler-storage';
 
 /**
  * Rate limits, counted in Redis across API processes: the API-wide per-user and per-IP limits
- * (an interceptor, on every route) and the stricter `@Throttle()` limits that routes such as
+ * (RateLimiter, which the guards call once they know the caller) and the stricter `@Throttle()` limits that routes such as
  * login ask for with `ThrottlerGuard` (the throttler's `default`, per IP and route).
  */
 @Module({
@@ -23,6 +22,7 @@ import { RedisThrottlerStorage } from './redis-throttler-storage';
       }),
     }),
   ],
-  providers: [{ provide: APP_INTERCEPTOR, useClass: RateLimitInterceptor }],
+  providers: [RateLimiter],
+  exports: [RateLimiter],
 })
 export class RateLimitModule {}

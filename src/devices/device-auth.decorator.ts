@@ -11,6 +11,7 @@ import type { Request, Response } from 'express';
 import { DeviceRoute } from '../common/auth.decorators';
 import type { DevicePrincipal } from '../common/principal';
 import { ProblemDto } from '../common/problem';
+import { RateLimiter } from '../common/rate-limiter';
 import { DEVICE_TOKEN_PREFIX } from './device-state';
 import { DeviceTokens } from './device-tokens.service';
 
@@ -19,7 +20,10 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 /** Authenticates the device token of an agent route; user credentials are refused there. */
 @Injectable()
 export class DeviceTokenGuard implements CanActivate {
-  constructor(private readonly tokens: DeviceTokens) {}
+  constructor(
+    private readonly tokens: DeviceTokens,
+    private readonly rateLimiter: RateLimiter,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
@@ -39,6 +43,7 @@ export class DeviceTokenGuard implements CanActivate {
       );
     }
     req.user = device;
+    await this.rateLimiter.count(req, http.getResponse<Response>(), device);
     return true;
   }
 }

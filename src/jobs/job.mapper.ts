@@ -2,6 +2,35 @@ import type { JobDto, JobLinksDto, SubmittedJobDto } from './dto/job.dto';
 import { JobState } from './job-state';
 import type { Job } from './job.entity';
 
+/**
+ * What a job's page shows (and who may open it): an entity, or the plain row that
+ * JobRepository.findView reads without hydrating one.
+ */
+export type JobView = Pick<
+  Job,
+  | 'id'
+  | 'service'
+  | 'serviceVersion'
+  | 'state'
+  | 'reason'
+  | 'progress'
+  | 'progressMessage'
+  | 'inputs'
+  | 'inputFiles'
+  | 'attempts'
+  | 'priority'
+  | 'batchId'
+  | 'targetDeviceId'
+  | 'notBefore'
+  | 'metrics'
+  | 'resultSize'
+  | 'resultSha256'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'startedAt'
+  | 'finishedAt'
+> & { owner: { id: string }; device?: { id: string } };
+
 export function jobLinks(id: string): JobLinksDto {
   const self = `/api/v1/jobs/${id}`;
   return {
@@ -23,7 +52,7 @@ export function toSubmittedDto(job: Job, token?: string): SubmittedJobDto {
   };
 }
 
-export function toJobDto(job: Job): JobDto {
+export function toJobDto(job: JobView): JobDto {
   const links = jobLinks(job.id);
   return {
     id: job.id,

@@ -4,6 +4,37 @@ import { AuditEvent } from '../audit/audit-event.entity';
 import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
 import type { Job } from './job.entity';
+import type { JobView } from './job.mapper';
+
+/** MikroORM has pg hand timestamps over as the text PostgreSQL sent, which it parses itself. */
+const timestamp = (text: string | null) => (text === null ? undefined : new Date(text));
+
+interface JobViewRow {
+  id: string;
+  service: string;
+  service_version: string;
+  owner_id: string;
+  state: JobState;
+  reason: string | null;
+  progress: number;
+  progress_message: string | null;
+  inputs: Job['inputs'];
+  input_files: Job['inputFiles'];
+  attempts: number;
+  priority: number;
+  device_id: string | null;
+  target_device_id: string | null;
+  batch_id: string | null;
+  not_before: string | null;
+  metrics: Record<string, unknown> | null;
+  result_size: string | null;
+  result_sha256: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  token_hash: string;
+}
 
 type JobFields = Pick<
   Job,
@@ -89,6 +120,53 @@ export interface RunTimeHistogram {
 }
 
 export class JobRepository extends EntityRepository<Job> {
+  /**
+   * A job's page and ticket hash in one statement, as a plain object: no entity is hydrated
+   * and no identity map filled. GET /jobs/:id is what clients poll (a TOMAAT-style client
+   * polls its ticket until the result is there), so this read is kept to one round trip and
+   * little else.
+   */
+  async findView(id: string): Promise<(JobView & { tokenHash: string }) | undefined> {
+    const row = (await this.em.getConnection().execute<JobViewRow>(
+      `select id, service, service_version, owner_id, state, reason, progress, progress_message,
+                inputs, input_files, attempts, priority, device_id, target_device_id, batch_id,
+                not_before, metrics, result_size, result_sha256, created_at, updated_at,
+                started_at, finished_at, token_hash
+           from job where id = ?`,
+      [id],
+      'get',
+    )) as JobViewRow | undefined;
+    if (!row) {
+      return undefined;
+    }
+    return {
+      id: row.id,
+      service: row.service,
+      serviceVersion: row.service_version,
+      owner: { id: row.owner_id },
+      state: row.state,
+      reason: row.reason ?? undefined,
+      progress: row.progress,
+      progressMessage: row.progress_message ?? undefined,
+      inputs: row.inputs,
+      inputFiles: row.input_files,
+      attempts: row.attempts,
+      priority: row.priority,
+      device: row.device_id ? { id: row.device_id } : undefined,
+      targetDeviceId: row.target_device_id ?? undefined,
+      batchId: row.batch_id ?? undefined,
+      notBefore: timestamp(row.not_before),
+      metrics: row.metrics ?? undefined,
+      resultSize: row.result_size === null ? undefined : Number(row.result_size),
+      resultSha256: row.result_sha256 ?? undefined,
+      createdAt: new Date(row.created_at),
+      updatedAt: new Date(row.updated_at),
+      startedAt: timestamp(row.started_at),
+      finishedAt: timestamp(row.finished_at),
+      tokenHash: row.token_hash,
+    };
+  }
+
   /** Jobs per service and state (one grouped scan; for monitoring). */
   async countByServiceAndState(): Promise<JobCount[]> {
     const rows = await this.getEntityManager()

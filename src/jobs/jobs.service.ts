@@ -18,7 +18,9 @@ import type { RequestOrigin } from '../common/auth.decorators';
 import { AppConfig } from '../config';
 import { decodeCursor, encodeCursor } from '../common/pagination';
 import { hasRole, type UserPrincipal } from '../common/principal';
+import { clipInput } from '../common/caller-input';
 import { ProblemException, validationProblem } from '../common/problem';
+import { withTimeout } from '../common/with-timeout';
 import { BlobStorage } from '../storage/blob-storage';
 import type {
   JobDto,
@@ -42,6 +44,8 @@ import { JobScheduler } from './scheduling/job-scheduler';
 import { DeviceQueues } from './scheduling/device-queues';
 
 export const TICKET_PREFIX = 'lgt_';
+/** How long a cancel or requeue waits for Redis (its queue entry, a cluster cancel). */
+const REDIS_WAIT_MS = 2_000;
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 
 /** What makes two submissions "the same request": service, values and file contents. */
@@ -57,10 +61,32 @@ function requestHash(parsed: ParsedSubmission): string {
     .digest('hex');
 }
 
+/** An operator's `jobs:requeue` of one job: from which states, by whom, and why. */
+export interface RequeueRequest {
+  /** Only from these states (the lifecycle allows assigned, running and failed). */
+  from: JobState[];
+  /** The job event's actor (`system:cli`, or a user id). */
+  actor: string;
+  actorUserId?: string;
+  reason: string;
+}
+
 /** Who may see a job: its owner, an admin, or whoever holds its ticket. */
 export interface JobViewer {
   principal?: UserPrincipal;
   ticket?: string;
+}
+
+function mayView(job: { owner: { id: string }; tokenHash: string }, viewer: JobViewer): boolean {
+  return (
+    (viewer.principal?.kind === 'user' && job.owner.id === viewer.principal.userId) ||
+    hasRole(viewer.principal, 'admin') ||
+    (viewer.ticket !== undefined && hashSecret(viewer.ticket) === job.tokenHash)
+  );
+}
+
+function notVisible(id: string): NotFoundException {
+  return new NotFoundException(`There is no job ${id}, or you may not see it.`);
 }
 
 @Injectable()
@@ -125,10 +151,12 @@ export class JobsService {
       );
       if (unknown.length > 0) {
         throw validationProblem(
-          unknown.map((field) => ({
-            field,
-            message: `${field} is not a submission field (service, inputs, targets, priority)`,
-          })),
+          unknown
+            .map((key) => clipInput(key))
+            .map((field) => ({
+              field,
+              message: `${field} is not a submission field (service, inputs, targets, priority)`,
+            })),
         );
       }
       parsed = {
@@ -333,13 +361,8 @@ export class JobsService {
   /** The job if the viewer may see it; 404 otherwise (no hint that it exists). */
   async visible(id: string, viewer: JobViewer): Promise<Job> {
     const job = await this.em.findOne(Job, id, { populate: ['tokenHash'] });
-    const allowed =
-      job &&
-      ((viewer.principal?.kind === 'user' && job.owner.id === viewer.principal.userId) ||
-        hasRole(viewer.principal, 'admin') ||
-        (viewer.ticket !== undefined && hashSecret(viewer.ticket) === job.tokenHash));
-    if (!job || !allowed) {
-      throw new NotFoundException(`There is no job ${id}, or you may not see it.`);
+    if (!job || !mayView(job, viewer)) {
+      throw notVisible(id);
     }
     return job;
   }
@@ -355,7 +378,10 @@ export class JobsService {
   }
 
   async get(id: string, viewer: JobViewer): Promise<JobDto> {
-    const job = await this.visible(id, viewer);
+    const job = await this.em.getRepository(Job).findView(id);
+    if (!job || !mayView(job, viewer)) {
+      throw notVisible(id);
+    }
     const dto = toJobDto(job);
     if (job.state === JobState.Queued) {
       // Why it waits is computed now: caps, devices and slots change by the second.
@@ -427,21 +453,7 @@ export class JobsService {
     const device = moved.job.device
       ? await this.em.fork().findOne(Device, moved.job.device.id)
       : undefined;
-    if (device && moved.previous !== JobState.Queued) {
-      if (device.runner === 'agent') {
-        await this.commands.issue(device.id, { type: 'stop', args: { jobId: job.id } }, by);
-      } else if (device.runner === 'ssh' && !device.ssh?.statusCommand && moved.job.externalId) {
-        // Nobody polls this cluster job: a worker ends it (a polled one ends with its poll).
-        await this.queues
-          .cancelOnCluster({ jobId: job.id, deviceId: device.id, externalId: moved.job.externalId })
-          .catch((err: Error) => this.logger.warn(`job ${job.id}: cluster cancel: ${err.message}`));
-      } else {
-        await this.queues
-          .remove({ jobId: job.id, deviceId: device.id, assignment: moved.job.assignment })
-          .catch(() => {});
-      }
-    }
-    await this.bus.publish({ type: 'cancel', jobId: job.id });
+    await this.stopAttempt(moved.job, device ?? undefined, moved.previous, by, 'cancel');
     await this.bus.publish({
       type: 'state',
       jobId: job.id,
@@ -451,6 +463,87 @@ export class JobsService {
     });
     this.scheduler.kick();
     return moved.job;
+  }
+
+  /**
+   * Puts a job back in the queue through the lifecycle's guarded move (an operator's
+   * `jobs:requeue`: a device that will not come back, a cluster that lost the job), then stops
+   * the attempt that held it, as cancelling does; the scheduler places it again. Undefined when
+   * the job is in none of `request.from`, or moved on meanwhile.
+   */
+  async requeue(id: string, request: RequeueRequest): Promise<Job | undefined> {
+    const held = await this.em.fork().findOne(Job, id, { populate: ['device'] });
+    if (!held || !request.from.includes(held.state)) {
+      return undefined;
+    }
+    const moved = await this.em.getRepository(Job).transition(id, {
+      to: JobState.Queued,
+      from: [held.state],
+      // The attempt stopped below is the one read above: one placed elsewhere since is not ours.
+      onDevice: held.device?.id,
+      actor: request.actor,
+      actorUserId: request.actorUserId,
+      reason: request.reason,
+      patch: {
+        device: null,
+        progress: 0,
+        progressMessage: null,
+        notBefore: null,
+        finishedAt: null,
+        externalId: null,
+      },
+    });
+    if (!moved) {
+      return undefined;
+    }
+    const by = request.actorUserId ?? 'system';
+    await this.stopAttempt(held, held.device, moved.previous, by, 'requeue');
+    await this.bus.publish({
+      type: 'state',
+      jobId: id,
+      state: JobState.Queued,
+      reason: request.reason,
+      at: new Date().toISOString(),
+    });
+    // Only once the old attempt was told to stop: the new one must not take its cancel.
+    this.scheduler.kick();
+    return moved.job;
+  }
+
+  /**
+   * Ends the attempt of a job that just left it (cancelled or requeued): its placement leaves
+   * the device's Bull queue, a cluster job nobody polls is cancelled by a worker (a polled one
+   * ends with its poll), an agent gets a stop, and the worker running the program ends it (told
+   * over Redis; the cancel names the placement, so a later attempt of the job runs on; a run
+   * that misses the message learns it from PostgreSQL, see watchCancel). An agent is sent a stop for a job it has not claimed on cancel only (a session's devices
+   * expect one): a requeued job may come back to the same agent, and the stop would end it.
+   * Redis being away holds the answer for REDIS_WAIT_MS at most: Bull's own commands wait for
+   * it (a cluster cancel is queued once it is back), and a stale queue entry is skipped anyway.
+   */
+  private async stopAttempt(
+    attempt: Pick<Job, 'id' | 'assignment' | 'externalId'>,
+    device: Device | undefined,
+    previous: JobState,
+    by: string,
+    why: 'cancel' | 'requeue',
+  ): Promise<void> {
+    const jobId = attempt.id;
+    if (device && (previous === JobState.Assigned || previous === JobState.Running)) {
+      if (device.runner === 'agent') {
+        if (previous === JobState.Running || why === 'cancel') {
+          await this.commands.issue(device.id, { type: 'stop', args: { jobId } }, by);
+        }
+      } else if (device.runner === 'ssh' && !device.ssh?.statusCommand && attempt.externalId) {
+        const cancel = { jobId, deviceId: device.id, externalId: attempt.externalId };
+        await withTimeout(this.queues.cancelOnCluster(cancel), REDIS_WAIT_MS, 'Redis').catch(
+          (err: Error) => this.logger.warn(`job ${jobId}: cluster cancel: ${err.message}`),
+        );
+      } else {
+        const run = { jobId, deviceId: device.id, assignment: attempt.assignment };
+        await withTimeout(this.queues.remove(run), REDIS_WAIT_MS, 'Redis').catch(() => {});
+      }
+    }
+    await this.bus.publish({ type: 'cancel', jobId, assignment: attempt.assignment });
   }
 
   /** Cancels every live job of a batch session; each device gets a stop. */

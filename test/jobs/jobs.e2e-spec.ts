@@ -39,6 +39,41 @@ describe('jobs: submit, run on a worker, observe, fetch the result', () => {
     return existsSync(dir) ? readdirSync(dir, { recursive: true }) : [];
   };
 
+  it('shows a job by id exactly as the listing shows it, whoever opens it', async () => {
+    // GET /jobs/:id reads a plain row (no entity) because it is what clients poll; the
+    // listing maps entities. Both must describe the job alike, in every field.
+    const submitted = await request(http)
+      .post('/api/v1/jobs')
+      .set(alice)
+      .field('service', 'echo')
+      .field('message', 'same either way')
+      .attach('file', Buffer.from('abc'), 'a.txt')
+      .expect(201);
+    const id = submitted.body.id as string;
+    await events(id, alice);
+    const listed = (await request(http).get('/api/v1/jobs').set(alice).expect(200)).body.items.find(
+      (j: { id: string }) => j.id === id,
+    );
+    const byOwner = (await request(http).get(`/api/v1/jobs/${id}`).set(alice).expect(200)).body;
+    const byTicket = (
+      await request(http)
+        .get(`/api/v1/jobs/${id}`)
+        .set('X-Job-Token', submitted.body.token)
+        .expect(200)
+    ).body;
+    expect(byOwner).toEqual(listed);
+    expect(byTicket).toEqual(listed);
+    expect(byOwner).toMatchObject({
+      status: 'succeeded',
+      result: { size: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      inputFiles: [expect.objectContaining({ filename: 'a.txt', size: 3 })],
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      finishedAt: expect.stringMatching(/Z$/),
+    });
+    await request(http).get(`/api/v1/jobs/${id}`).set(bob).expect(404);
+    await request(http).get(`/api/v1/jobs/${id}`).set('X-Job-Token', 'lgt_wrong').expect(404);
+  });
+
   it('runs echo from a multipart form and returns message and file in the tar.gz', async () => {
     const submitted = await request(http)
       .post('/api/v1/jobs')

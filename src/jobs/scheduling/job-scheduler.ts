@@ -9,7 +9,7 @@ import type { DeviceRunner } from '../../devices/device-state';
 import { JobEvent } from '../job-event.entity';
 import { JobEventsBus } from '../job-events.bus';
 import { JobState } from '../job-state';
-import { Job } from '../job.entity';
+import type { JobView } from '../job.mapper';
 import { DeviceQueues } from './device-queues';
 import { FreeDevice, place, PlacementInput, WaitingJob, waitingReason } from './placement';
 
@@ -310,7 +310,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** Why a queued job is still waiting, computed now (never a stale stored reason). */
-  async explain(job: Job): Promise<string> {
+  async explain(job: JobView): Promise<string> {
     const em = this.em.fork();
     const sql = <T extends object>(query: string, params: unknown[] = []) =>
       em.getConnection().execute<T[]>(query, params, 'all');
