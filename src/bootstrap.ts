@@ -2,6 +2,7 @@ import { DynamicModule, INestApplicationContext, RequestMethod } from '@nestjs/c
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as PinoLogger } from 'nestjs-pino';
+import type { Request, Response } from 'express';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
 import { AppModule } from './app.module';
@@ -167,6 +168,11 @@ export async function createApi(
   app.use(app.get(HttpMetrics).middleware());
   const oidc = app.get(OidcClient).metadata;
   applyHttpSecurity(app, config, [oidc.token_endpoint ?? '']);
+  // The queue dashboard lives under the API prefix like every admin route; /admin/queues is
+  // the address operators know from Bull Board set-ups, so it leads there.
+  app.use('/admin/queues', (req: Request, res: Response) =>
+    res.redirect(308, `/api/v1/admin/queues${req.url === '/' ? '' : req.url}`),
+  );
   app.useBodyParser('json', { limit: config.bodyLimitBytes });
   app.useBodyParser('urlencoded', { limit: config.bodyLimitBytes, extended: true });
   app.use(refuseUnstorableInput);

@@ -124,6 +124,13 @@ describe('admin access', () => {
       }
     });
 
+    it('leads /admin/queues to the dashboard under the API prefix', async () => {
+      const res = await request(http).get('/admin/queues').expect(308);
+      expect(res.headers.location).toBe(BOARD);
+      const deep = await request(http).get('/admin/queues/api/queues?x=1').expect(308);
+      expect(deep.headers.location).toBe(`${BOARD}/api/queues?x=1`);
+    });
+
     it('sends an anonymous browser to sign in, and shows it nothing', async () => {
       const res = await request(http).get(BOARD).set('Accept', 'text/html').expect(302);
       expect(res.headers.location).toBe(`/api/v1/auth/login?returnTo=${encodeURIComponent(BOARD)}`);
