@@ -17,10 +17,9 @@ export class UserRepository extends EntityRepository<User> {
    */
   async upsertIdentity(claims: IdentityClaims, login: boolean): Promise<User> {
     const now = new Date();
-    const row = await this.getEntityManager()
-      .getConnection()
-      .execute<Array<{ id: string }>>(
-        `insert into app_user (id, issuer, subject, email, name, entitlements, blocked, created_at, last_login_at)
+    const em = this.getEntityManager();
+    const [row] = await em.getConnection().execute<Array<Record<string, unknown>>>(
+      `insert into app_user (id, issuer, subject, email, name, entitlements, blocked, created_at, last_login_at)
          values (gen_random_uuid(), ?, ?, ?, ?, ?::jsonb, false, ?, ?)
          on conflict (issuer, subject) do update set
            email = coalesce(excluded.email, app_user.email),
@@ -28,18 +27,19 @@ export class UserRepository extends EntityRepository<User> {
            entitlements = case when ? then excluded.entitlements else app_user.entitlements end,
            last_login_at = case when app_user.blocked then app_user.last_login_at
                                 else coalesce(excluded.last_login_at, app_user.last_login_at) end
-         returning id`,
-        [
-          claims.issuer,
-          claims.subject,
-          claims.email ?? null,
-          claims.name ?? null,
-          JSON.stringify(claims.entitlements ?? []),
-          now,
-          login ? now : null,
-          claims.entitlements !== undefined,
-        ],
-      );
-    return this.findOneOrFail(row[0].id, { refresh: true });
+         returning *`,
+      [
+        claims.issuer,
+        claims.subject,
+        claims.email ?? null,
+        claims.name ?? null,
+        JSON.stringify(claims.entitlements ?? []),
+        now,
+        login ? now : null,
+        claims.entitlements !== undefined,
+      ],
+    );
+    // The row as it now is, without reading it again (every bearer request passes here).
+    return em.map(User, row);
   }
 }

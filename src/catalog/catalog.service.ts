@@ -56,15 +56,25 @@ export class CatalogService {
     principal: Principal,
     em: EntityManager = this.em,
   ): Promise<ServiceManifest> {
+    return (await this.usable(key, principal, em)).manifest;
+  }
+
+  /** requireUsable, with the priority of the service's new jobs from the same read. */
+  async usable(
+    key: string,
+    principal: Principal,
+    em: EntityManager = this.em,
+  ): Promise<{ manifest: ServiceManifest; priority: number }> {
     const manifest = this.visible(key, principal);
-    if (!(await em.getRepository(ServiceState).isEnabled(key))) {
+    const state = await em.getRepository(ServiceState).current(key);
+    if (!state.enabled) {
       throw new ProblemException(
         HttpStatus.CONFLICT,
         `Service "${key}" is disabled by an administrator`,
         { type: 'urn:labgate:problem:service-disabled' },
       );
     }
-    return manifest;
+    return { manifest, priority: state.priority ?? manifest.priority };
   }
 
   /** Services the caller is entitled to, disabled ones included (with `enabled: false`). */

@@ -8,11 +8,6 @@ export class ServiceStateRepository extends EntityRepository<ServiceState> {
     return new Set(rows.map((row) => row.key));
   }
 
-  async isEnabled(key: string): Promise<boolean> {
-    const row = await this.findOne({ key });
-    return row?.enabled ?? true;
-  }
-
   async current(key: string): Promise<{ enabled: boolean; priority?: number | null }> {
     return (await this.findOne({ key })) ?? { enabled: true };
   }

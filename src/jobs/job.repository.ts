@@ -1,6 +1,4 @@
-import { ConflictException } from '@nestjs/common';
 import { EntityManager, EntityRepository } from '@mikro-orm/postgresql';
-import { AuditEvent } from '../audit/audit-event.entity';
 import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
 import type { Job } from './job.entity';
@@ -208,63 +206,109 @@ export class JobRepository extends EntityRepository<Job> {
 
   /**
    * Moves a job to another state in one transaction: the row is locked, the move is checked
-   * against the lifecycle, the update is guarded by the state it saw (so two workers can never
-   * both move one job), and the job event (outbox) and audit row are written with it.
-   * Returns undefined when the job is not in an allowed state (someone else moved it first).
+   * against the lifecycle and guarded by the state it saw (so two workers can never both move
+   * one job), and the job event (outbox) and audit row are written with it. Returns undefined
+   * when the job is not in an allowed state (someone else moved it first).
+   *
+   * Two statements (the guarded update, then both inserts) rather than the unit of work: every
+   * job passes here several times, and each round trip and change set is latency between a
+   * submission and its program starting.
    */
   async transition(id: string, change: Transition): Promise<TransitionResult | undefined> {
-    const allowed = change.from ?? statesBefore(change.to);
+    const allowed = (change.from ?? statesBefore(change.to)).filter((from) =>
+      canTransition(from, change.to),
+    );
+    if (allowed.length === 0) {
+      return undefined;
+    }
     return this.getEntityManager()
       .fork()
       .transactional(async (em: EntityManager) => {
-        const rows = await em
-          .getConnection()
-          .execute<Array<{ state: JobState; device_id: string | null }>>(
-            'select state, device_id from job where id = ? for update',
-            [id],
-            'all',
-            em.getTransactionContext(),
-          );
-        const previous = rows[0]?.state;
-        if (
-          !previous ||
-          !allowed.includes(previous) ||
-          !canTransition(previous, change.to) ||
-          (change.onDevice !== undefined && rows[0].device_id !== change.onDevice)
-        ) {
+        const sql = <T>(query: string, params: unknown[]) =>
+          em
+            .getConnection()
+            .execute<T[]>(query, params, 'all', em.getTransactionContext());
+        const now = new Date();
+        const { columns, values } = this.patchColumns({ ...change.patch });
+        const onDevice = change.onDevice !== undefined ? 'and prev.device_id = ?' : '';
+        const [row] = await sql<Record<string, unknown> & { previous_state: JobState }>(
+          `with prev as (select id, state, device_id from job where id = ? for update)
+           update job j set state = ?, reason = ?, updated_at = ?${columns}
+             from prev
+            where j.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')}) ${onDevice}
+           returning j.*, prev.state as previous_state`,
+          [
+            id,
+            change.to,
+            change.reason ?? null,
+            now,
+            ...values,
+            ...allowed,
+            ...(change.onDevice !== undefined ? [change.onDevice] : []),
+          ],
+        );
+        if (!row) {
           return undefined;
         }
-        const now = new Date();
-        const updated = await em.nativeUpdate(
-          'Job',
-          { id, state: previous },
-          { ...change.patch, state: change.to, reason: change.reason ?? null, updatedAt: now },
+        const { previous_state: previous, ...jobRow } = row;
+        const job = em.map<Job>('Job', jobRow);
+        const data = eventData(job);
+        const [inserted] = await sql<{ id: string }>(
+          `with audit as (
+             insert into audit_event
+               (id, at, actor_id, actor_kind, action, target_type, target_id, details)
+             values (gen_random_uuid(), ?, ?, ?, ?, 'job', ?, ?::jsonb))
+           insert into job_event (job_id, at, state, previous_state, reason, actor, data)
+           values (?, ?, ?, ?, ?, ?, ?::jsonb)
+           returning id`,
+          [
+            now,
+            change.actorUserId ?? null,
+            change.actorUserId ? 'user' : 'system',
+            `job.${change.to}`,
+            id,
+            JSON.stringify({ from: previous, reason: change.reason, by: change.actor }),
+            id,
+            now,
+            change.to,
+            previous,
+            change.reason ?? null,
+            change.actor,
+            JSON.stringify(data),
+          ],
         );
-        if (updated !== 1) {
-          throw new ConflictException('The job changed while it was being updated.');
-        }
-        const event = em.create(JobEvent, {
+        const event = Object.assign(new JobEvent(), {
+          id: String(inserted.id),
           jobId: id,
           at: now,
           state: change.to,
           previousState: previous,
           reason: change.reason,
           actor: change.actor,
+          data,
         });
-        em.create(AuditEvent, {
-          at: now,
-          actorId: change.actorUserId,
-          actorKind: change.actorUserId ? 'user' : 'system',
-          action: `job.${change.to}`,
-          targetType: 'job',
-          targetId: id,
-          details: { from: previous, reason: change.reason, by: change.actor },
-        });
-        await em.flush();
-        const job = await em.findOneOrFail<Job>('Job', id, { refresh: true });
-        event.data = eventData(job);
-        await em.flush();
         return { job, previous, event };
       });
+  }
+
+  /** `, column = ?` for each field of a patch, with its value as PostgreSQL takes it. */
+  private patchColumns(patch: JobPatch): { columns: string; values: unknown[] } {
+    const meta = this.getEntityManager().getMetadata().get('Job');
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [field, value] of Object.entries(patch)) {
+      if (value === undefined) {
+        continue;
+      }
+      const property = meta.properties[field === 'device' ? 'device' : field];
+      if (!property) {
+        throw new Error(`not a job column: ${field}`);
+      }
+      const column = property.fieldNames[0];
+      const json = property.type === 'json' || property.columnTypes?.[0] === 'jsonb';
+      sets.push(json ? `, ${column} = ?::jsonb` : `, ${column} = ?`);
+      values.push(json && value !== null ? JSON.stringify(value) : value);
+    }
+    return { columns: sets.join(''), values };
   }
 }

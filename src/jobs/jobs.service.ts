@@ -120,7 +120,13 @@ export class JobsService {
       ]);
     }
     const jobId = randomUUID();
-    const resolveService = (key: string) => this.catalog.requireUsable(key, owner);
+    // The service's default priority comes with the check that it may be used (one read).
+    let servicePriority: number | undefined;
+    const resolveService = async (key: string) => {
+      const usable = await this.catalog.usable(key, owner);
+      servicePriority = usable.priority;
+      return usable.manifest;
+    };
     let parsed: ParsedSubmission;
     if (req.is('multipart/form-data')) {
       parsed = await parseMultipartSubmission(
@@ -177,7 +183,7 @@ export class JobsService {
           return replay;
         }
       }
-      return await this.create(owner, jobId, parsed, origin, idempotencyKey);
+      return await this.create(owner, jobId, parsed, origin, idempotencyKey, servicePriority);
     } catch (err) {
       await this.storage.delete(`jobs/${jobId}/`);
       throw err;
@@ -244,6 +250,7 @@ export class JobsService {
     parsed: ParsedSubmission,
     origin: RequestOrigin,
     idempotencyKey?: string,
+    servicePriority?: number,
   ): Promise<SubmittedJobDto | SubmittedBatchDto> {
     const { manifest, files } = parsed;
     const {
@@ -265,7 +272,8 @@ export class JobsService {
     if (request.targets) {
       await this.checkTargets(manifest.key, request.targets);
     }
-    const priority = request.priority ?? (await this.catalog.priorityOf(manifest));
+    const priority =
+      request.priority ?? servicePriority ?? (await this.catalog.priorityOf(manifest));
     const targets: Array<string | undefined> = request.targets ?? [undefined];
     const batchId = request.targets ? randomUUID() : undefined;
     const jobIds = targets.map((_, i) => (i === 0 ? jobId : randomUUID()));
