@@ -1,6 +1,7 @@
 import { freePort, LabgateProcess } from '../../test/support/labgate-process';
 import { TEST_REDIS_URL } from '../../test/support/services';
 import type { TestEnvironment } from '../../test/support/test-app';
+import type { Environment } from '../../src/config';
 import type { Cleanup } from './cleanup';
 import { waitForHttp } from './http';
 
@@ -12,6 +13,7 @@ export async function startApiProcess(
   env: TestEnvironment,
   servicesDir: string,
   cleanup: Cleanup,
+  extra: Environment = {},
 ): Promise<{ api: LabgateProcess; url: string }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -33,6 +35,7 @@ export async function startApiProcess(
     // refuses: a load client would otherwise measure 429 answers.
     RATE_LIMIT_USER_PER_MINUTE: '1000000',
     RATE_LIMIT_IP_PER_MINUTE: '1000000',
+    ...extra,
   });
   cleanup.add('API child process', async () => {
     // SIGTERM lets it finish in-flight requests; SIGKILL if it does not within 5 s.
@@ -45,4 +48,42 @@ export async function startApiProcess(
     throw new Error(`${err.message}\n${api.output}`);
   });
   return { api, url };
+}
+
+/**
+ * A worker as its own process (ROLE=worker, `src/worker.ts`), stopped by `cleanup`. It is
+ * ready once it serves its device: callers see that when their first job runs.
+ */
+export function startWorkerProcess(
+  env: TestEnvironment,
+  servicesDir: string,
+  cleanup: Cleanup,
+  extra: Environment = {},
+): LabgateProcess {
+  const worker = new LabgateProcess('worker', {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: env.database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: env.config.redis.prefix,
+    VAR_DIR: env.varDir,
+    SERVICES_DIR: servicesDir,
+    OIDC_ISSUER: env.idp.issuer,
+    OIDC_CLIENT_SECRET: env.idp.clientSecret,
+    ...extra,
+  });
+  let stopping = false;
+  cleanup.add('worker child process', async () => {
+    stopping = true;
+    const kill = setTimeout(() => worker.child.kill('SIGKILL'), 5000);
+    await worker.stop().finally(() => clearTimeout(kill));
+  });
+  // A worker that dies would leave the bench waiting for jobs that never run.
+  void worker.exited.then((exit) => {
+    if (!stopping) {
+      process.stderr.write(`worker exited (${JSON.stringify(exit)}):\n${worker.output}\n`);
+      void cleanup.run().finally(() => process.exit(1));
+    }
+  });
+  return worker;
 }

@@ -49,35 +49,51 @@ export class JobExecutionService {
 
   async handle(bullJob: BullJob<Run>): Promise<void> {
     const { jobId, deviceId, assignment } = bullJob.data;
-    const em = this.em.fork();
-    const job = await em.findOne(Job, jobId);
+    // What deciding needs, in one read: the full job comes back from the move to running.
+    const [placed] = await this.em.getConnection().execute<
+      Array<{
+        id: string;
+        state: JobState;
+        service: string;
+        attempts: number;
+        device_id: string | null;
+        assignment: number;
+        runner: string | null;
+      }>
+    >(
+      `select j.id, j.state, j.service, j.attempts, j.device_id, j.assignment, d.runner
+         from job j left join device d on d.id = j.device_id
+        where j.id = ?`,
+      [jobId],
+    );
     if (
-      !job ||
-      isFinal(job.state) ||
-      job.device?.id !== deviceId ||
-      job.assignment !== assignment ||
-      job.state === JobState.Queued
+      !placed ||
+      isFinal(placed.state) ||
+      placed.device_id !== deviceId ||
+      placed.assignment !== assignment ||
+      placed.state === JobState.Queued
     ) {
       return; // cancelled, deleted or placed elsewhere meanwhile: this run is stale
     }
-    const manifest = this.catalog.manifest(job.service);
+    const manifest = this.catalog.manifest(placed.service);
     if (!manifest) {
       await this.outcomes.move(jobId, {
         to: JobState.Failed,
         actor: WORKER_ID,
-        reason: `service ${job.service} no longer exists`,
+        reason: `service ${placed.service} no longer exists`,
         patch: { finishedAt: new Date() },
       });
       return;
     }
-    const device = await em.findOneOrFail(Device, deviceId);
-    const started = await this.start(job, manifest);
+    const device =
+      placed.runner === 'ssh' ? await this.em.fork().findOneOrFail(Device, deviceId) : undefined;
+    const started = await this.start(placed, manifest);
     if (!started) {
       return;
     }
     const workDir = WorkDir.forPlacement(join(this.config.varDir, 'work'), jobId, assignment);
     try {
-      if (device.runner === 'ssh') {
+      if (device) {
         await this.runOnCluster(started, manifest, device, workDir);
       } else {
         await this.runHere(started, manifest, workDir);
@@ -99,7 +115,10 @@ export class JobExecutionService {
    * assigned → running, or, when Bull hands out a job that was already running here, the
    * worker that ran it was lost: run it again if the retry policy allows.
    */
-  private async start(job: Job, manifest: ServiceManifest): Promise<Job | undefined> {
+  private async start(
+    job: Pick<Job, 'id' | 'state' | 'attempts'>,
+    manifest: ServiceManifest,
+  ): Promise<Job | undefined> {
     const patch = {
       attempts: job.attempts + 1,
       startedAt: new Date(),

@@ -1,4 +1,4 @@
-import { EntityManager, EntityRepository } from '@mikro-orm/postgresql';
+import { EntityRepository } from '@mikro-orm/postgresql';
 import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
 import type { Job } from './job.entity';
@@ -76,30 +76,28 @@ export interface TransitionResult {
 /** The states that end a run. */
 const RUN_ENDS = [JobState.Succeeded, JobState.Failed, JobState.Cancelled] as const;
 
-/** The outbox payload of a job's event (see JobEventData). */
-export function eventData(job: Job): JobEventData {
-  const data: JobEventData = {
-    ownerId: job.owner.id,
-    service: job.service,
-    serviceVersion: job.serviceVersion,
-    deviceId: job.device?.id,
-    batchId: job.batchId ?? undefined,
-  };
-  if (job.state === JobState.Succeeded) {
-    Object.assign(data, {
-      metrics: job.metrics ?? undefined,
-      resultKey: job.resultSha256 ? `jobs/${job.id}/result.tar.gz` : undefined,
-      resultSize:
-        job.resultSize === undefined || job.resultSize === null
-          ? undefined
-          : Number(job.resultSize),
-      resultSha256: job.resultSha256 ?? undefined,
-      startedAt: job.startedAt?.toISOString(),
-      finishedAt: job.finishedAt?.toISOString(),
-    });
-  }
-  return data;
-}
+/**
+ * The outbox payload of a job's event (JobEventData), built by PostgreSQL from the moved row
+ * (`moved`): who and what it concerns and, on success, the result; keys without a value are
+ * left out (top level only: metrics keep their own nulls), timestamps as `toISOString()`.
+ */
+const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+const EVENT_DATA = `(select coalesce(jsonb_object_agg(key, value), '{}'::jsonb)
+   from jsonb_each(
+     jsonb_build_object(
+       'ownerId', moved.owner_id, 'service', moved.service,
+       'serviceVersion', moved.service_version, 'deviceId', moved.device_id,
+       'batchId', moved.batch_id)
+     || case when moved.state = '${JobState.Succeeded}' then jsonb_build_object(
+          'metrics', moved.metrics,
+          'resultKey', case when moved.result_sha256 is not null
+                            then 'jobs/' || moved.id || '/result.tar.gz' end,
+          'resultSize', moved.result_size,
+          'resultSha256', moved.result_sha256,
+          'startedAt', to_char(moved.started_at at time zone 'UTC', ${ISO}),
+          'finishedAt', to_char(moved.finished_at at time zone 'UTC', ${ISO}))
+        else '{}'::jsonb end)
+  where value <> 'null'::jsonb)`;
 
 /** How many jobs of one service are in one state. */
 export interface JobCount {
@@ -205,14 +203,13 @@ export class JobRepository extends EntityRepository<Job> {
   }
 
   /**
-   * Moves a job to another state in one transaction: the row is locked, the move is checked
+   * Moves a job to another state in one statement: the row is locked, the move is checked
    * against the lifecycle and guarded by the state it saw (so two workers can never both move
-   * one job), and the job event (outbox) and audit row are written with it. Returns undefined
-   * when the job is not in an allowed state (someone else moved it first).
+   * one job), and the job event (outbox) and audit row are written with it, all or nothing.
+   * Returns undefined when the job is not in an allowed state (someone else moved it first).
    *
-   * Two statements (the guarded update, then both inserts) rather than the unit of work: every
-   * job passes here several times, and each round trip and change set is latency between a
-   * submission and its program starting.
+   * One statement rather than the unit of work: every job passes here several times, and each
+   * round trip is latency between a submission and its program starting.
    */
   async transition(id: string, change: Transition): Promise<TransitionResult | undefined> {
     const allowed = (change.from ?? statesBefore(change.to)).filter((from) =>
@@ -221,74 +218,73 @@ export class JobRepository extends EntityRepository<Job> {
     if (allowed.length === 0) {
       return undefined;
     }
-    return this.getEntityManager()
-      .fork()
-      .transactional(async (em: EntityManager) => {
-        const sql = <T>(query: string, params: unknown[]) =>
-          em
-            .getConnection()
-            .execute<T[]>(query, params, 'all', em.getTransactionContext());
-        const now = new Date();
-        const { columns, values } = this.patchColumns({ ...change.patch });
-        const onDevice = change.onDevice !== undefined ? 'and prev.device_id = ?' : '';
-        const [row] = await sql<Record<string, unknown> & { previous_state: JobState }>(
-          `with prev as (select id, state, device_id from job where id = ? for update)
-           update job j set state = ?, reason = ?, updated_at = ?${columns}
-             from prev
-            where j.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')}) ${onDevice}
-           returning j.*, prev.state as previous_state`,
-          [
-            id,
-            change.to,
-            change.reason ?? null,
-            now,
-            ...values,
-            ...allowed,
-            ...(change.onDevice !== undefined ? [change.onDevice] : []),
-          ],
-        );
-        if (!row) {
-          return undefined;
+    const em = this.getEntityManager().fork();
+    const now = new Date();
+    const { columns, values } = this.patchColumns({ ...change.patch });
+    const onDevice = change.onDevice !== undefined ? 'and prev.device_id = ?' : '';
+    const reason = change.reason ?? null;
+    const [row] = await em.getConnection().execute<
+      Array<
+        Record<string, unknown> & {
+          previous_state: JobState;
+          event_id: string;
+          event_data: JobEventData;
         }
-        const { previous_state: previous, ...jobRow } = row;
-        const job = em.map<Job>('Job', jobRow);
-        const data = eventData(job);
-        const [inserted] = await sql<{ id: string }>(
-          `with audit as (
-             insert into audit_event
-               (id, at, actor_id, actor_kind, action, target_type, target_id, details)
-             values (gen_random_uuid(), ?, ?, ?, ?, 'job', ?, ?::jsonb))
-           insert into job_event (job_id, at, state, previous_state, reason, actor, data)
-           values (?, ?, ?, ?, ?, ?, ?::jsonb)
-           returning id`,
-          [
-            now,
-            change.actorUserId ?? null,
-            change.actorUserId ? 'user' : 'system',
-            `job.${change.to}`,
-            id,
-            JSON.stringify({ from: previous, reason: change.reason, by: change.actor }),
-            id,
-            now,
-            change.to,
-            previous,
-            change.reason ?? null,
-            change.actor,
-            JSON.stringify(data),
-          ],
-        );
-        const event = Object.assign(new JobEvent(), {
-          id: String(inserted.id),
-          jobId: id,
-          at: now,
-          state: change.to,
-          previousState: previous,
-          reason: change.reason,
-          actor: change.actor,
-          data,
-        });
-        return { job, previous, event };
-      });
+      >
+    >(
+      `with prev as (select id, state, device_id from job where id = ? for update),
+       moved as (
+         update job j set state = ?, reason = ?, updated_at = ?${columns}
+           from prev
+          where j.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')}) ${onDevice}
+         returning j.*, prev.state as previous_state),
+       audit as (
+         insert into audit_event
+           (id, at, actor_id, actor_kind, action, target_type, target_id, details)
+         select gen_random_uuid(), ?, ?, ?, ?, 'job', moved.id::text,
+                jsonb_strip_nulls(jsonb_build_object(
+                  'from', moved.previous_state, 'reason', ?::text, 'by', ?::text))
+           from moved),
+       event as (
+         insert into job_event (job_id, at, state, previous_state, reason, actor, data)
+         select moved.id, ?, moved.state, moved.previous_state, moved.reason, ?, ${EVENT_DATA}
+           from moved
+         returning id, data)
+       select moved.*, event.id as event_id, event.data as event_data from moved, event`,
+      [
+        id,
+        change.to,
+        reason,
+        now,
+        ...values,
+        ...allowed,
+        ...(change.onDevice !== undefined ? [change.onDevice] : []),
+        now,
+        change.actorUserId ?? null,
+        change.actorUserId ? 'user' : 'system',
+        `job.${change.to}`,
+        reason,
+        change.actor,
+        now,
+        change.actor,
+      ],
+    );
+    if (!row) {
+      return undefined;
+    }
+    const { previous_state: previous, event_id: eventId, event_data: data, ...jobRow } = row;
+    const job = em.map<Job>('Job', jobRow);
+    const event = Object.assign(new JobEvent(), {
+      id: String(eventId),
+      jobId: id,
+      at: now,
+      state: change.to,
+      previousState: previous,
+      reason: change.reason,
+      actor: change.actor,
+      data,
+    });
+    return { job, previous, event };
   }
 
   /** `, column = ?` for each field of a patch, with its value as PostgreSQL takes it. */

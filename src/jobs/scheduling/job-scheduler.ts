@@ -1,12 +1,10 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { Subscription } from 'rxjs';
-import { AuditEvent } from '../../audit/audit-event.entity';
 import { CatalogService } from '../../catalog/catalog.service';
 import { AppConfig } from '../../config';
 import { DeviceEvents } from '../../devices/device-events';
 import type { DeviceRunner } from '../../devices/device-state';
-import { JobEvent } from '../job-event.entity';
 import { JobEventsBus } from '../job-events.bus';
 import { JobState } from '../job-state';
 import type { JobView } from '../job.mapper';
@@ -28,6 +26,8 @@ interface DeviceRow {
   active: string | number;
   last_assigned_at: Date | null;
 }
+
+type Sql = <T extends object>(query: string, params?: unknown[]) => Promise<T[]>;
 
 interface Assigned {
   jobId: string;
@@ -109,159 +109,167 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private async pass(): Promise<void> {
+    // Few statements, each doing what it can: a pass runs after every submission and between
+    // a submission and its program starting, so each round trip is latency.
     const assigned = await this.em.fork().transactional(async (em) => {
       const sql = <T extends object>(query: string, params: unknown[] = []) =>
         em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
       await sql(`select pg_advisory_xact_lock(hashtext('labgate.scheduler'))`);
-      await this.countActive(sql);
-      const downAfter = `${Math.ceil(this.config.deviceDownAfterMs / 1000)} seconds`;
-      const devices = await sql<DeviceRow>(
-        `select d.id, d.name, d.runner, d.services, d.slots, d.active_jobs as active,
-                d.last_assigned_at
-           from device d
-          where d.admin_state = 'enabled'
-            and d.last_heartbeat_at > now() - ?::interval
-            and d.active_jobs < d.slots`,
-        [downAfter],
-      );
+      const devices = await this.freeDevices(sql);
       if (devices.length === 0) {
         return [];
       }
-      const waiting = await this.waiting(sql);
-      if (waiting.length === 0) {
+      const input = await this.inputFor(sql, devices, true);
+      if (input.waiting.length === 0) {
         return [];
       }
-      const input = await this.inputFor(sql, devices, waiting);
       const placements = place(input);
       const byId = new Map(devices.map((d) => [d.id, d]));
-      const jobsById = new Map(waiting.map((w) => [w.id, w]));
       const now = new Date();
       const done: Assigned[] = [];
       for (const { jobId, deviceId } of placements) {
         const device = byId.get(deviceId)!;
-        const rows = await sql<{ assignment: number }>(
-          `update job set state = ?, device_id = ?, assignment = assignment + 1, reason = null,
-                  worker = null, updated_at = ?, assigned_at = ?
-            where id = ? and state = ? and device_id is null
-           returning assignment`,
-          [JobState.Assigned, deviceId, now, now, jobId, JobState.Queued],
-        );
-        if (rows.length === 0) {
-          continue; // cancelled meanwhile
+        const assignment = await this.assign(sql, jobId, device, now);
+        if (assignment !== undefined) {
+          done.push({ jobId, deviceId, runner: device.runner, assignment });
         }
-        em.create(JobEvent, {
-          jobId,
-          at: now,
-          state: JobState.Assigned,
-          previousState: JobState.Queued,
-          reason: `placed on ${device.name}`,
-          actor: 'scheduler',
-          data: {
-            ownerId: jobsById.get(jobId)!.ownerId,
-            service: jobsById.get(jobId)!.service,
-            deviceId,
-          },
-        });
-        em.create(AuditEvent, {
-          at: now,
-          actorKind: 'system',
-          action: `job.${JobState.Assigned}`,
-          targetType: 'job',
-          targetId: jobId,
-          details: { from: JobState.Queued, device: deviceId, by: 'scheduler' },
-        });
-        done.push({ jobId, deviceId, runner: device.runner, assignment: rows[0].assignment });
-      }
-      await em.flush();
-      for (const deviceId of new Set(done.map((a) => a.deviceId))) {
-        const n = done.filter((a) => a.deviceId === deviceId).length;
-        await sql(
-          `update device set active_jobs = active_jobs + ?, last_assigned_at = ? where id = ?`,
-          [n, now, deviceId],
-        );
       }
       return done;
     });
     await this.dispatch(assigned);
   }
 
-  /** Keeps `device.active_jobs` equal to the jobs assigned to or running on each device. */
-  private async countActive(
-    sql: <T extends object>(q: string, p?: unknown[]) => Promise<T[]>,
-  ): Promise<void> {
-    await sql(
-      `update device d set active_jobs = c.n
-         from (select d2.id, count(j.id)::int as n
-                 from device d2
-                 left join job j on j.device_id = d2.id and j.state in ${ACTIVE}
-                group by d2.id) c
-        where c.id = d.id and d.active_jobs <> c.n`,
+  /**
+   * Enabled, live devices with a free slot, each with the jobs assigned to or running on it
+   * counted now; `device.active_jobs` (what listings show) is set to those counts on the way.
+   */
+  private freeDevices(sql: Sql): Promise<DeviceRow[]> {
+    const downAfter = `${Math.ceil(this.config.deviceDownAfterMs / 1000)} seconds`;
+    return sql<DeviceRow>(
+      `with counts as (
+         select d.id, count(j.id)::int as n
+           from device d
+           left join job j on j.device_id = d.id and j.state in ${ACTIVE}
+          group by d.id),
+       fix as (
+         update device d set active_jobs = c.n
+           from counts c where c.id = d.id and d.active_jobs <> c.n)
+       select d.id, d.name, d.runner, d.services, d.slots, c.n as active, d.last_assigned_at
+         from device d
+         join counts c on c.id = d.id
+        where d.admin_state = 'enabled'
+          and d.last_heartbeat_at > now() - ?::interval
+          and c.n < d.slots`,
+      [downAfter],
     );
   }
 
-  private async waiting(
-    sql: <T extends object>(q: string, p?: unknown[]) => Promise<T[]>,
-  ): Promise<WaitingJob[]> {
-    const rows = await sql<{
-      id: string;
-      owner_id: string;
-      service: string;
-      priority: number;
-      created_at: Date;
-      target_device_id: string | null;
-    }>(
-      `select id, owner_id, service, priority, created_at, target_device_id from (
-         select id, owner_id, service, priority, created_at, target_device_id,
-                row_number() over (partition by owner_id, service, target_device_id
-                                   order by priority desc, created_at, id) as rank
-           from job
-          where state = ? and device_id is null and (not_before is null or not_before <= now())
-       ) w where rank <= ? limit 20000`,
-      [JobState.Queued, HEADS_PER_QUEUE],
+  /**
+   * Places one job on a device in one statement: the job (if still queued and unplaced), its
+   * event and audit rows, and the device's count. Returns the job's new assignment number, or
+   * undefined when the job was cancelled meanwhile.
+   */
+  private async assign(
+    sql: Sql,
+    jobId: string,
+    device: DeviceRow,
+    now: Date,
+  ): Promise<number | undefined> {
+    const [row] = await sql<{ assignment: number }>(
+      `with placed as (
+         update job set state = ?, device_id = ?, assignment = assignment + 1, reason = null,
+                worker = null, updated_at = ?, assigned_at = ?
+          where id = ? and state = ? and device_id is null
+         returning id, assignment, owner_id, service),
+       event as (
+         insert into job_event (job_id, at, state, previous_state, reason, actor, data)
+         select id, ?, ?, ?, ?, 'scheduler',
+                jsonb_build_object('ownerId', owner_id, 'service', service, 'deviceId', ?::text)
+           from placed),
+       audit as (
+         insert into audit_event (id, at, actor_kind, action, target_type, target_id, details)
+         select gen_random_uuid(), ?, 'system', ?, 'job', id::text,
+                jsonb_build_object('from', ?::text, 'device', ?::text, 'by', 'scheduler')
+           from placed),
+       counted as (
+         update device set active_jobs = active_jobs + 1, last_assigned_at = ?
+          where id = ? and exists (select 1 from placed))
+       select assignment from placed`,
+      [
+        JobState.Assigned,
+        device.id,
+        now,
+        now,
+        jobId,
+        JobState.Queued,
+        now,
+        JobState.Assigned,
+        JobState.Queued,
+        `placed on ${device.name}`,
+        device.id,
+        now,
+        `job.${JobState.Assigned}`,
+        JobState.Queued,
+        device.id,
+        now,
+        device.id,
+      ],
     );
-    this.wakeForBackoff(sql);
-    return rows.map((r) => ({
-      id: r.id,
-      ownerId: r.owner_id,
-      service: r.service,
-      priority: r.priority,
-      createdAt: new Date(r.created_at),
-      targetDeviceId: r.target_device_id ?? undefined,
-    }));
+    return row?.assignment;
   }
 
-  /** Jobs waiting out a retry backoff: a pass when the first of them may run. */
-  private wakeForBackoff(sql: <T extends object>(q: string, p?: unknown[]) => Promise<T[]>) {
-    void sql<{ at: Date | null }>(
-      `select min(not_before) as at from job where state = ? and not_before > now()`,
-      [JobState.Queued],
-    )
-      .then(([row]) => {
-        if (row?.at) {
-          clearTimeout(this.wakeAt);
-          const delay = Math.max(0, new Date(row.at).getTime() - Date.now()) + 10;
-          this.wakeAt = setTimeout(() => this.kick(), delay);
-          this.wakeAt.unref();
-        }
-      })
-      .catch(() => {});
-  }
-
+  /**
+   * What placement weighs, in one statement: the waiting jobs (the heads of each owner's,
+   * service's and target's queue; only when `withWaiting`), the running counts per owner and
+   * service, when each owner was last served, and when the first job waiting out a retry
+   * backoff may run (a pass is set for then).
+   */
   private async inputFor(
-    sql: <T extends object>(q: string, p?: unknown[]) => Promise<T[]>,
+    sql: Sql,
     devices: DeviceRow[],
-    waiting: WaitingJob[],
+    withWaiting: boolean,
   ): Promise<PlacementInput> {
-    const active = await sql<{ owner_id: string; service: string; n: number }>(
-      `select owner_id, service, count(*)::int as n from job where state in ${ACTIVE}
-        group by owner_id, service`,
+    const [row] = await sql<{
+      waiting: Array<{
+        id: string;
+        owner_id: string;
+        service: string;
+        priority: number;
+        created_at: string;
+        target_device_id: string | null;
+      }> | null;
+      active: Array<{ owner_id: string; service: string; n: number }>;
+      served: Array<{ owner_id: string; at: string }>;
+      wake_at: Date | string | null;
+    }>(
+      `select
+         ${
+           withWaiting
+             ? `(select json_agg(w) from (
+                  select id, owner_id, service, priority, created_at, target_device_id from (
+                    select id, owner_id, service, priority, created_at, target_device_id,
+                           row_number() over (partition by owner_id, service, target_device_id
+                                              order by priority desc, created_at, id) as rank
+                      from job
+                     where state = ? and device_id is null
+                       and (not_before is null or not_before <= now())
+                  ) heads where rank <= ? limit 20000) w)`
+             : 'null'
+         } as waiting,
+         (select coalesce(json_agg(a), '[]') from (
+            select owner_id, service, count(*)::int as n from job where state in ${ACTIVE}
+             group by owner_id, service) a) as active,
+         (select coalesce(json_agg(s), '[]') from (
+            select owner_id, max(assigned_at) as at from job
+             where assigned_at > now() - interval '1 day' group by owner_id) s) as served,
+         ${withWaiting ? '(select min(not_before) from job where state = ? and not_before > now())' : 'null'} as wake_at`,
+      withWaiting ? [JobState.Queued, HEADS_PER_QUEUE, JobState.Queued] : [],
     );
-    const served = await sql<{ owner_id: string; at: Date }>(
-      `select owner_id, max(assigned_at) as at from job
-        where assigned_at > now() - interval '1 day' group by owner_id`,
-    );
+    if (row.wake_at) {
+      this.wakeAtTime(new Date(row.wake_at));
+    }
     return {
-      lastServed: served.map((r) => ({ ownerId: r.owner_id, at: new Date(r.at) })),
+      lastServed: row.served.map((r) => ({ ownerId: r.owner_id, at: new Date(r.at) })),
       devices: devices.map((d): FreeDevice => ({
         id: d.id,
         services: d.services,
@@ -269,11 +277,26 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
         active: Number(d.active),
         lastAssignedAt: d.last_assigned_at ? new Date(d.last_assigned_at) : undefined,
       })),
-      waiting,
-      active: active.map((a) => ({ ownerId: a.owner_id, service: a.service, count: a.n })),
+      waiting: (row.waiting ?? []).map((r): WaitingJob => ({
+        id: r.id,
+        ownerId: r.owner_id,
+        service: r.service,
+        priority: r.priority,
+        createdAt: new Date(r.created_at),
+        targetDeviceId: r.target_device_id ?? undefined,
+      })),
+      active: row.active.map((a) => ({ ownerId: a.owner_id, service: a.service, count: a.n })),
       maxRunningPerUser: this.config.maxRunningPerUser,
       limits: (service) => this.limits(service),
     };
+  }
+
+  /** Jobs waiting out a retry backoff: a pass when the first of them may run. */
+  private wakeAtTime(at: Date): void {
+    clearTimeout(this.wakeAt);
+    const delay = Math.max(0, at.getTime() - Date.now()) + 10;
+    this.wakeAt = setTimeout(() => this.kick(), delay);
+    this.wakeAt.unref();
   }
 
   private limits(service: string) {
@@ -321,7 +344,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
           and ${job.targetDeviceId ? 'id = ?' : `(jsonb_exists(services, ?) or jsonb_exists(services, '*'))`}`,
       [downAfter, job.targetDeviceId ?? job.service],
     );
-    const input = await this.inputFor(sql, [], []);
+    const input = await this.inputFor(sql, [], false);
     if (job.notBefore && job.notBefore.getTime() > Date.now()) {
       return `waiting to retry at ${job.notBefore.toISOString()}`;
     }
