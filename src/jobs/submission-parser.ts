@@ -194,22 +194,26 @@ export async function parseMultipartSubmission(
         ),
       );
       parser.on('close', () => {
-        void Promise.all(pending).then(async () => {
-          if (failure) {
-            reject(failure);
-            return;
-          }
-          if (!servicePromise) {
-            reject(validationProblem([{ field: 'service', message: 'service is required' }]));
-            return;
-          }
-          const manifest = await servicePromise;
-          if (errors.length > 0) {
-            reject(validationProblem(errors));
-            return;
-          }
-          resolve({ manifest, fields, files });
-        }, reject);
+        // Every outcome settles the request, a service that turns out unusable only now
+        // included (its check may still be on its way when the form ends).
+        Promise.all(pending)
+          .then(async () => {
+            if (failure) {
+              reject(failure);
+              return;
+            }
+            if (!servicePromise) {
+              reject(validationProblem([{ field: 'service', message: 'service is required' }]));
+              return;
+            }
+            const manifest = await servicePromise;
+            if (errors.length > 0) {
+              reject(validationProblem(errors));
+              return;
+            }
+            resolve({ manifest, fields, files });
+          })
+          .catch(reject);
       });
       req.on('aborted', () => {
         fail(new ProblemException(HttpStatus.BAD_REQUEST, 'The upload was aborted.'));

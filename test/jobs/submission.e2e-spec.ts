@@ -101,6 +101,26 @@ describe('job submission: TOMAAT payloads and idempotency', () => {
     expect(res.status).toBe(400);
   });
 
+  it('answers a form that names an unknown service with a 404 problem, files or none', async () => {
+    // The service check may settle after the form has ended: the answer must still come.
+    const before = storedJobs();
+    const bare = await request(http)
+      .post('/api/v1/jobs')
+      .set(alice)
+      .field('service', 'no-such-service')
+      .expect(404);
+    expect(bare.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(bare.body.detail).toMatch(/no-such-service/);
+    const withFile = await request(http)
+      .post('/api/v1/jobs')
+      .set(alice)
+      .field('service', '../../etc')
+      .attach('file', Buffer.from('bytes'), 'f.txt')
+      .expect(404);
+    expect(withFile.body.detail).toMatch(/There is no service/);
+    expect(storedJobs()).toEqual(before);
+  });
+
   it('returns the first job for the same Idempotency-Key and request, 409 for another request', async () => {
     const body = { service: 'float-add', inputs: { a: 2, b: 3 } };
     const first = await request(http)
