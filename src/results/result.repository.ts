@@ -73,8 +73,17 @@ export class ResultRepository extends EntityRepository<Result> {
       if (rows.length === spec.limit) {
         return rows;
       }
-      // Not a full page within the window: the filters are rare along this metric (or the
-      // page reaches the results without it). Sort the filtered rows themselves.
+      if (await this.walkedAll(spec)) {
+        // Every result with the metric that passes the filters is on this page: it goes on
+        // with the results without it (NULL keys come last either way), in id order.
+        return [...rows, ...(await this.withoutMetric(spec, where, spec.limit - rows.length))];
+      }
+      // Not a full page within the window: the filters are rare along this metric. Sort the
+      // filtered rows themselves.
+    }
+    if (spec.sort.key === 'metrics' && spec.after?.value === null) {
+      // Past the results with the metric: the rest, in id order after the cursor.
+      return this.withoutMetric(spec, where, spec.limit, spec.after.id);
     }
     // A metric's key is computed once per row (lateral), not once per use.
     const metric = spec.sort.key === 'metrics';
@@ -164,6 +173,50 @@ export class ResultRepository extends EntityRepository<Result> {
   private walkMetricIndex(spec: ResultListSpec, where: Sql[]): Promise<ListedResult[]> {
     const sort = spec.sort as Extract<ResultSort, { key: 'metrics' }>;
     const dir = sort.descending ? 'desc' : 'asc';
+    const inner = this.metricEntries(spec).add(
+      ` order by m.kind ${dir}, m.value ${dir}, m.result_id ${dir} limit ?`,
+      RESULT_QUERY_TUNING.orderedWindow,
+    );
+    const query = sql('select r.*, s.value as sort_value from (')
+      .add(inner)
+      .add(') s join result r on r.id = s.result_id where ')
+      .add(all(where))
+      .add(` order by s.kind ${dir}, s.value ${dir}, s.result_id ${dir} limit ?`, spec.limit);
+    return this.run(query);
+  }
+
+  /** Whether the walk saw every index entry from the cursor on (fewer than its window). */
+  private async walkedAll(spec: ResultListSpec): Promise<boolean> {
+    const probe = sql('select count(*)::int as n from (')
+      .add(this.metricEntries(spec))
+      .add(' limit ?) x', RESULT_QUERY_TUNING.orderedWindow);
+    const [{ n }] = await this.getEntityManager()
+      .getConnection()
+      .execute<Array<{ n: number }>>(probe.text, probe.params);
+    return n < RESULT_QUERY_TUNING.orderedWindow;
+  }
+
+  /** The filtered results whose sort metric is missing (or not a scalar), in id order. */
+  private withoutMetric(
+    spec: ResultListSpec,
+    where: Sql[],
+    limit: number,
+    afterId?: string,
+  ): Promise<ListedResult[]> {
+    const dir = spec.sort.descending ? 'desc' : 'asc';
+    const conditions = [...where, sql('(').add(sortKey(spec.sort)).add(' is null)')];
+    if (afterId !== undefined) {
+      conditions.push(sql(`r.id ${spec.sort.descending ? '<' : '>'} ?::uuid`, afterId));
+    }
+    const query = sql('select r.*, null::jsonb as sort_value from result r where ')
+      .add(all(conditions))
+      .add(` order by r.id ${dir} limit ?`, limit);
+    return this.run(query);
+  }
+
+  /** The sort metric's index entries from the cursor on, bounded by filters on that path. */
+  private metricEntries(spec: ResultListSpec): Sql {
+    const sort = spec.sort as Extract<ResultSort, { key: 'metrics' }>;
     const inner = sql(
       'select m.result_id, m.kind, m.value from result_metric m where m.path = ?',
       sort.path.join('.'),
@@ -184,16 +237,7 @@ export class ResultRepository extends EntityRepository<Result> {
         spec.after.id,
       );
     }
-    inner.add(
-      ` order by m.kind ${dir}, m.value ${dir}, m.result_id ${dir} limit ?`,
-      RESULT_QUERY_TUNING.orderedWindow,
-    );
-    const query = sql('select r.*, s.value as sort_value from (')
-      .add(inner)
-      .add(') s join result r on r.id = s.result_id where ')
-      .add(all(where))
-      .add(` order by s.kind ${dir}, s.value ${dir}, s.result_id ${dir} limit ?`, spec.limit);
-    return this.run(query);
+    return inner;
   }
 
   private async run(query: Sql): Promise<ListedResult[]> {
