@@ -1,21 +1,13 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { demoUser, type DemoLogin } from '../support/auth';
 import { createDevice, roleHeaders, ROLE_ENV } from '../support/devices';
+import { launchChromium } from '../support/browser';
 import { freePort } from '../support/labgate-process';
 import { startTestApp, TestApp } from '../support/test-app';
 
 const TIMEOUT_MS = 60_000;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 /** Overwritten by every run: the page as the test left it, to look at when it fails. */
 const SCREENSHOT = join(tmpdir(), 'labgate-queue-dashboard.png');
 
@@ -37,11 +29,7 @@ describe('queue dashboard in a browser', () => {
       LOCAL_DEVICE: 'false',
     });
     await app.app.listen(port, '127.0.0.1');
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
+    browser = await launchChromium();
   }, TIMEOUT_MS);
 
   afterAll(async () => {

@@ -1,20 +1,12 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { demoUser } from '../support/auth';
+import { launchChromium } from '../support/browser';
 import { freePort } from '../support/labgate-process';
 import { startTestApp, TestApp } from '../support/test-app';
 
 const TIMEOUT_MS = 60_000;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 /** Overwritten by every run: the page as the test left it, to look at when it fails. */
 const SCREENSHOT = join(tmpdir(), 'labgate-swagger-ui.png');
 
@@ -33,11 +25,7 @@ describe('Swagger UI at /docs', () => {
       ADMIN_ENTITLEMENTS: demoUser('admin').entitlements[1],
     });
     await app.app.listen(port, '127.0.0.1');
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: CHROMIUM_ARGS,
-    });
+    browser = await launchChromium();
   }, TIMEOUT_MS);
 
   afterAll(async () => {
