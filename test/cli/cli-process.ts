@@ -1,6 +1,8 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Environment } from '../../src/config';
 import { ROOT } from '../support/watched-process';
 
@@ -10,18 +12,45 @@ export interface CliRun {
   stderr: string;
 }
 
+/** This checkout's CLI compiled by `compileCli`, while a test file uses it. */
+let compiled: string | undefined;
+
 /**
- * One run of the real CLI (`src/cli/main.ts` through ts-node, as `npm run cli` runs it in a
- * checkout) as a child process with only the given environment, like WatchedProcess; stdout
- * and stderr are kept apart, since scripts read one and people the other. `cwd` is a checkout
- * (this one by default) whose `src/cli/main.ts` runs.
+ * Compiles this checkout (tsconfig.build.json, as `nest build` does for the image) once into
+ * a fresh directory under var/, so that each CLI run here starts without ts-node compiling
+ * the whole program again (about 2 s a run instead of 7 on a CI machine). Returns the undo.
+ */
+export async function compileCli(): Promise<() => void> {
+  mkdirSync(join(ROOT, 'var'), { recursive: true });
+  const outDir = mkdtempSync(join(ROOT, 'var', 'cli-test-build-'));
+  await promisify(execFile)(
+    process.execPath,
+    [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir],
+    { cwd: ROOT },
+  );
+  compiled = join(outDir, 'src', 'cli', 'main.js');
+  return () => {
+    compiled = undefined;
+    rmSync(outDir, { recursive: true, force: true });
+  };
+}
+
+/**
+ * One run of the real CLI as a child process with only the given environment, like
+ * WatchedProcess; stdout and stderr are kept apart, since scripts read one and people the
+ * other. In this checkout it is the compiled CLI once `compileCli` has run (what the image
+ * runs); in another checkout (`cwd`), its `src/cli/main.ts` through ts-node, as `npm run cli`
+ * runs it there.
  */
 export async function runCli(args: string[], env: Environment, cwd = ROOT): Promise<CliRun> {
-  const child = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join('src', 'cli', 'main.ts'), ...args],
-    { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } },
-  );
+  const entry =
+    cwd === ROOT && compiled
+      ? [compiled]
+      : ['-r', 'ts-node/register/transpile-only', join('src', 'cli', 'main.ts')];
+  const child = spawn(process.execPath, [...entry, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

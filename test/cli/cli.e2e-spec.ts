@@ -25,7 +25,7 @@ import { baseUrl, followEvents } from '../support/jobs';
 import { testServicesDir } from '../support/services.fixture';
 import { startTestApp, TestApp } from '../support/test-app';
 import { ROOT } from '../support/watched-process';
-import { lines, runCli } from './cli-process';
+import { compileCli, lines, runCli } from './cli-process';
 
 jest.setTimeout(120_000);
 
@@ -118,9 +118,13 @@ describe('the CLI (npm run cli)', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'labgate-cli-'));
 
   const services = servicesWithHold();
+  let uncompile: (() => void) | undefined;
 
   beforeAll(async () => {
-    app = await startTestApp({ ROLE: 'all', SERVICES_DIR: services });
+    [app, uncompile] = await Promise.all([
+      startTestApp({ ROLE: 'all', SERVICES_DIR: services }),
+      compileCli(),
+    ]);
     await app.app.listen(0, '127.0.0.1');
     http = app.app.getHttpServer();
     // The CLI on the app's own database, Redis prefix and storage: what an operator's shell
@@ -140,6 +144,7 @@ describe('the CLI (npm run cli)', () => {
 
   afterAll(async () => {
     await app?.close();
+    uncompile?.();
     rmSync(scratch, { recursive: true, force: true });
     rmSync(services, { recursive: true, force: true });
   });
