@@ -39,6 +39,7 @@ export interface Artifact {
 @Index({ properties: ['createdAt', 'id'] })
 @Index({ properties: ['executedAt', 'id'] })
 @Index({ properties: ['service', 'createdAt', 'id'] })
+@Index({ properties: ['service', 'id'] })
 @Index({ properties: ['owner', 'createdAt', 'id'] })
 @Index({ properties: ['deviceId', 'createdAt', 'id'] })
 // jsonb containment (metrics filters with =, array elements) and tags (@>).

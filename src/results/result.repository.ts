@@ -68,7 +68,23 @@ export class ResultRepository extends EntityRepository<Result> {
           .add(narrowing)
           .add('))'),
       );
-    } else if (spec.sort.key === 'metrics' && spec.after?.value !== null) {
+    }
+    if (
+      spec.sort.key === 'metrics' &&
+      spec.service !== undefined &&
+      !(await this.serviceHadMetric(spec.service, spec.sort.path))
+    ) {
+      // No result of this service ever had the metric: every key is NULL, the order is the
+      // ids' (all of them after a cursor that has a value).
+      return this.withoutMetric(
+        spec,
+        where,
+        spec.limit,
+        spec.after?.value === null ? spec.after.id : undefined,
+        true,
+      );
+    }
+    if (!narrowing && spec.sort.key === 'metrics' && spec.after?.value !== null) {
       const rows = await this.walkMetricIndex(spec, where);
       if (rows.length === spec.limit) {
         return rows;
@@ -185,6 +201,17 @@ export class ResultRepository extends EntityRepository<Result> {
     return this.run(query);
   }
 
+  /** Whether any result of the service ever carried the metric (result_metric_path). */
+  private async serviceHadMetric(service: string, path: string[]): Promise<boolean> {
+    const [row] = await this.getEntityManager()
+      .getConnection()
+      .execute<Array<{ had: boolean }>>(
+        'select exists (select 1 from result_metric_path where service = ? and path = ?) as had',
+        [service, path.join('.')],
+      );
+    return row.had;
+  }
+
   /** Whether the walk saw every index entry from the cursor on (fewer than its window). */
   private async walkedAll(spec: ResultListSpec): Promise<boolean> {
     const probe = sql('select count(*)::int as n from (')
@@ -196,15 +223,22 @@ export class ResultRepository extends EntityRepository<Result> {
     return n < RESULT_QUERY_TUNING.orderedWindow;
   }
 
-  /** The filtered results whose sort metric is missing (or not a scalar), in id order. */
+  /**
+   * The filtered results whose sort metric is missing (or not a scalar), in id order.
+   * `allLack`: known of every filtered result, so not checked row by row (which would also
+   * keep PostgreSQL from walking an index in id order: it cannot guess how many rows pass).
+   */
   private withoutMetric(
     spec: ResultListSpec,
     where: Sql[],
     limit: number,
     afterId?: string,
+    allLack = false,
   ): Promise<ListedResult[]> {
     const dir = spec.sort.descending ? 'desc' : 'asc';
-    const conditions = [...where, sql('(').add(sortKey(spec.sort)).add(' is null)')];
+    const conditions = allLack
+      ? [...where]
+      : [...where, sql('(').add(sortKey(spec.sort)).add(' is null)')];
     if (afterId !== undefined) {
       conditions.push(sql(`r.id ${spec.sort.descending ? '<' : '>'} ?::uuid`, afterId));
     }
