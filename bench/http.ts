@@ -24,7 +24,7 @@ import { LabgateProcess } from '../test/support/labgate-process';
 import { ensureServices, TEST_REDIS_URL } from '../test/support/services';
 import { createTestEnvironment } from '../test/support/test-app';
 import { WatchedProcess } from '../test/support/watched-process';
-import { startApiProcess } from './lib/api-process';
+import { compiledRoot, startApiProcess } from './lib/api-process';
 import { Cleanup, sleep } from './lib/cleanup';
 import { parseFlags } from './lib/cli';
 import { postJson } from './lib/http';
@@ -90,7 +90,11 @@ function summary(target: Target): Round {
 }
 
 async function startBareApp(cleanup: Cleanup): Promise<string> {
-  const bare = new WatchedProcess(join('bench', 'lib', 'bare-nest.ts'), [], { PORT: '0' });
+  const bare = new WatchedProcess(
+    join(await compiledRoot(cleanup), 'bench', 'lib', 'bare-nest.js'),
+    [],
+    { PORT: '0' },
+  );
   cleanup.add('bare NestJS app', () => bare.stop());
   const [, port] = await bare.waitFor(/listening (\d+)/);
   return `http://127.0.0.1:${port}`;
@@ -111,19 +115,23 @@ async function finishedJob(
     { service: 'echo', inputs: { message: 'bench' } },
     auth,
   );
-  const worker = new LabgateProcess('worker', {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: env.database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: env.config.redis.prefix,
-    VAR_DIR: env.varDir,
-    SERVICES_DIR: servicesDir,
-    OIDC_ISSUER: env.idp.issuer,
-    OIDC_CLIENT_SECRET: env.idp.clientSecret,
-  });
+  const worker = new LabgateProcess(
+    'worker',
+    {
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: env.database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: env.config.redis.prefix,
+      VAR_DIR: env.varDir,
+      SERVICES_DIR: servicesDir,
+      OIDC_ISSUER: env.idp.issuer,
+      OIDC_CLIENT_SECRET: env.idp.clientSecret,
+    },
+    await compiledRoot(cleanup),
+  );
   cleanup.add('worker child process', () => worker.stop());
-  for (const until = Date.now() + 120_000; ; ) {
+  for (const until = Date.now() + 120_000; ;) {
     const res = await fetch(`${url}/api/v1/jobs/${job.id}`, {
       headers: { 'X-Job-Token': job.token },
     });

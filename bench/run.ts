@@ -13,7 +13,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { compileCheckout } from '../test/support/compiled';
 import { ensureServices } from '../test/support/services';
+import { BENCH_PROGRAMS, COMPILED_ROOT_ENV } from './lib/api-process';
 import { parseFlags } from './lib/cli';
 import {
   BenchReport,
@@ -144,6 +146,10 @@ async function main(): Promise<number> {
 
   const dir = mkdtempSync(join(tmpdir(), 'labgate-bench-run-'));
   const outcomes: Outcome[] = [];
+  // One compiled checkout for every bench: their processes run as production runs dist/.
+  console.log('compiling the checkout for the benches (tsconfig.build.json)');
+  const compiled = await compileCheckout(BENCH_PROGRAMS);
+  process.env[COMPILED_ROOT_ENV] = compiled.root;
   try {
     for (const bench of selected) {
       if (interrupted) {
@@ -154,6 +160,7 @@ async function main(): Promise<number> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    compiled.remove();
   }
 
   console.log('\n##### summary');

@@ -187,7 +187,7 @@ async function queueBench(flags: BenchFlags, cleanup: Cleanup, report: BenchRepo
   );
   log(`queue bench: ${describeEnvironment(env)}`);
   const { url } = await startApiProcess(env, servicesDir, cleanup);
-  startWorkerProcess(env, servicesDir, cleanup, {
+  await startWorkerProcess(env, servicesDir, cleanup, {
     WORKER_CONCURRENCY: String(flags.workerConcurrency),
   });
   const auth = bearer(

@@ -1,9 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Environment } from '../../src/config';
+import { compileCheckout } from '../support/compiled';
 import { ROOT } from '../support/watched-process';
 
 export interface CliRun {
@@ -16,22 +15,16 @@ export interface CliRun {
 let compiled: string | undefined;
 
 /**
- * Compiles this checkout (tsconfig.build.json, as `nest build` does for the image) once into
- * a fresh directory under var/, so that each CLI run here starts without ts-node compiling
- * the whole program again (about 2 s a run instead of 7 on a CI machine). Returns the undo.
+ * Compiles this checkout once (compileCheckout), so that each CLI run here starts without
+ * ts-node compiling the whole program again (about 2 s a run instead of 7 on a CI machine).
+ * Returns the undo.
  */
 export async function compileCli(): Promise<() => void> {
-  mkdirSync(join(ROOT, 'var'), { recursive: true });
-  const outDir = mkdtempSync(join(ROOT, 'var', 'cli-test-build-'));
-  await promisify(execFile)(
-    process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir],
-    { cwd: ROOT },
-  );
-  compiled = join(outDir, 'src', 'cli', 'main.js');
+  const checkout = await compileCheckout();
+  compiled = join(checkout.root, 'src', 'cli', 'main.js');
   return () => {
     compiled = undefined;
-    rmSync(outDir, { recursive: true, force: true });
+    checkout.remove();
   };
 }
 

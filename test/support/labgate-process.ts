@@ -14,9 +14,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A real labgate process (`src/main.ts` or `src/worker.ts`), its output collected. */
+/**
+ * A real labgate process (`src/main.ts` or `src/worker.ts`), its output collected; from a
+ * compiled checkout (`compiledRoot`, see compileCheckout) when given.
+ */
 export class LabgateProcess extends WatchedProcess {
-  constructor(entry: 'main' | 'worker', env: Environment) {
-    super(join('src', `${entry}.ts`), [], env);
+  constructor(entry: 'main' | 'worker', env: Environment, compiledRoot?: string) {
+    super(
+      compiledRoot ? join(compiledRoot, 'src', `${entry}.js`) : join('src', `${entry}.ts`),
+      [],
+      env,
+    );
   }
 }

@@ -6,8 +6,9 @@ export const ROOT = join(__dirname, '..', '..');
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 /**
- * A TypeScript entry point of this repository as a real child process (through ts-node, so
- * that the suite needs no build), its stdout and stderr collected for assertions.
+ * An entry point of this repository as a real child process, its stdout and stderr collected
+ * for assertions: a TypeScript file through ts-node (so that the suite needs no build), or a
+ * compiled `.js` file (see compileCheckout) with plain node.
  */
 export class WatchedProcess {
   readonly child: ChildProcess;
@@ -18,7 +19,7 @@ export class WatchedProcess {
   constructor(entry: string, args: string[], env: NodeJS.ProcessEnv) {
     this.child = spawn(
       process.execPath,
-      ['-r', 'ts-node/register/transpile-only', entry, ...args],
+      [...(entry.endsWith('.js') ? [] : ['-r', 'ts-node/register/transpile-only']), entry, ...args],
       { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } },
     );
     const collect = (chunk: Buffer) => {
