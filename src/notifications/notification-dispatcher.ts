@@ -42,6 +42,10 @@ export class NotificationDispatcher implements OnApplicationBootstrap, OnModuleD
       setInterval(() => void this.drain().catch(() => {}), READ_EVERY_MS),
       setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS),
     ];
+    // A worker that died between committing deliveries and handing them to Redis left them
+    // younger than the grace: look again once the grace has passed, not a whole period later.
+    const afterGrace = setTimeout(() => void this.reconcile(), RECONCILE_GRACE_MS + 1_000);
+    this.timers.push(afterGrace);
     this.timers.forEach((t) => t.unref());
     void this.reconcile();
   }

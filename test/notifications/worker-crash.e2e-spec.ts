@@ -108,4 +108,55 @@ describe('notifications: a worker killed with SIGKILL between the outbox commit 
     expect(rows.rows[0].n).toBe(1);
     expect(receiver.requests).toHaveLength(1);
   });
+
+  it('sends a delivery the dead worker committed but never handed to Redis, soon after the next worker starts', async () => {
+    // The kill can land between the commit and the add to Bull; made certain here by
+    // removing the queued send. The next worker finds the delivery once the grace for
+    // deliveries on their way into Redis (10 s) has passed, not a whole reconcile period
+    // (30 s) later.
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    const bob = bearer(await mintAccessToken(app, { sub: 'bob' }));
+    const hook = await request(http)
+      .post('/api/v1/me/webhooks')
+      .set(bob)
+      .send({ url: receiver.url, events: ['job.submitted'] })
+      .expect(201);
+    const queue = app.app.get<Queue>(getQueueToken(QueueName.Notifications));
+    await queue.pause();
+    const first = await spawnWorker();
+    await request(http)
+      .post('/api/v1/jobs')
+      .set(bob)
+      .send({ service: 'float-add', inputs: { a: 2, b: 2 } })
+      .expect(201);
+    const delivery = await waitUntil(
+      'the first worker to commit the delivery',
+      async () =>
+        (
+          await db.query<{ id: string }>(
+            `select id from notification_delivery where webhook_id = $1`,
+            [hook.body.id],
+          )
+        ).rows[0] ?? false,
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const queued = await waitUntil(
+      'the send to be queued',
+      async () => (await queue.getJob(delivery.id)) ?? false,
+      {
+        timeoutMs: 5_000,
+      },
+    ).catch(() => undefined);
+    await queued?.remove();
+    expect(await queue.getJob(delivery.id)).toBeNull();
+    const before = receiver.requests.length;
+
+    await queue.resume();
+    await spawnWorker();
+    // Within 25 s of its start: the grace and a little, well short of the 30 s period.
+    await receiver.waitForRequests(before + 1, 25_000);
+    expect(receiver.requests[before].headers['x-labgate-delivery']).toBe(delivery.id);
+  });
 });
