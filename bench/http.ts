@@ -20,11 +20,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { bearer, mintAccessToken } from '../test/support/auth';
-import { LabgateProcess } from '../test/support/labgate-process';
-import { ensureServices, TEST_REDIS_URL } from '../test/support/services';
+import { ensureServices } from '../test/support/services';
 import { createTestEnvironment } from '../test/support/test-app';
 import { WatchedProcess } from '../test/support/watched-process';
-import { compiledRoot, startApiProcess } from './lib/api-process';
+import { compiledRoot, startApiProcess, startWorkerProcess } from './lib/api-process';
 import { Cleanup, sleep } from './lib/cleanup';
 import { parseFlags } from './lib/cli';
 import { postJson } from './lib/http';
@@ -115,22 +114,7 @@ async function finishedJob(
     { service: 'echo', inputs: { message: 'bench' } },
     auth,
   );
-  const worker = new LabgateProcess(
-    'worker',
-    {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: env.database.url,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: env.config.redis.prefix,
-      VAR_DIR: env.varDir,
-      SERVICES_DIR: servicesDir,
-      OIDC_ISSUER: env.idp.issuer,
-      OIDC_CLIENT_SECRET: env.idp.clientSecret,
-    },
-    await compiledRoot(cleanup),
-  );
-  cleanup.add('worker child process', () => worker.stop());
+  const { worker, stop } = await startWorkerProcess(env, servicesDir, cleanup);
   for (const until = Date.now() + 120_000; ;) {
     const res = await fetch(`${url}/api/v1/jobs/${job.id}`, {
       headers: { 'X-Job-Token': job.token },
@@ -145,7 +129,7 @@ async function finishedJob(
     cleanup.check();
     await sleep(200);
   }
-  await worker.stop();
+  await stop();
   return job;
 }
 

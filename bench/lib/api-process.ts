@@ -81,15 +81,16 @@ export async function startApiProcess(
 }
 
 /**
- * A worker as its own process (ROLE=worker, `src/worker.ts`), stopped by `cleanup`. It is
- * ready once it serves its device: callers see that when their first job runs.
+ * A worker as its own process (ROLE=worker, `src/worker.ts`), stopped by `stop` or else by
+ * `cleanup`. It is ready once it serves its device: callers see that when their first job
+ * runs. Dying otherwise ends the bench (it would wait for jobs that never run).
  */
 export async function startWorkerProcess(
   env: TestEnvironment,
   servicesDir: string,
   cleanup: Cleanup,
   extra: Environment = {},
-): Promise<LabgateProcess> {
+): Promise<{ worker: LabgateProcess; stop: () => Promise<void> }> {
   const root = await compiledRoot(cleanup);
   const worker = new LabgateProcess(
     'worker',
@@ -108,17 +109,17 @@ export async function startWorkerProcess(
     root,
   );
   let stopping = false;
-  cleanup.add('worker child process', async () => {
+  const stop = async () => {
     stopping = true;
     const kill = setTimeout(() => worker.child.kill('SIGKILL'), 5000);
     await worker.stop().finally(() => clearTimeout(kill));
-  });
-  // A worker that dies would leave the bench waiting for jobs that never run.
+  };
+  cleanup.add('worker child process', stop);
   void worker.exited.then((exit) => {
     if (!stopping) {
       process.stderr.write(`worker exited (${JSON.stringify(exit)}):\n${worker.output}\n`);
       void cleanup.run().finally(() => process.exit(1));
     }
   });
-  return worker;
+  return { worker, stop };
 }
