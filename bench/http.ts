@@ -35,6 +35,7 @@ import {
   machineFacts,
   percent,
   saveReport,
+  runBench,
 } from './lib/report';
 
 const ROUNDS = 3;
@@ -229,10 +230,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runBench(main);

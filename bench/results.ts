@@ -34,6 +34,7 @@ import {
   machineFacts,
   percentile,
   saveReport,
+  runBench,
 } from './lib/report';
 import { seedResults } from './lib/results-seed';
 
@@ -268,10 +269,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -52,6 +52,7 @@ import {
   percent,
   percentile,
   saveReport,
+  runBench,
 } from './lib/report';
 
 const REPO_SERVICES = join(__dirname, '..', 'services');
@@ -634,10 +635,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runBench(main);

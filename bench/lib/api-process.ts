@@ -30,6 +30,21 @@ export function compiledRoot(cleanup: Cleanup): Promise<string> {
   return compiled;
 }
 
+/** What every labgate process of a bench shares: the test environment's stores and IdP. */
+function processEnvironment(env: TestEnvironment, servicesDir: string): Environment {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: env.database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: env.config.redis.prefix,
+    VAR_DIR: env.varDir,
+    SERVICES_DIR: servicesDir,
+    OIDC_ISSUER: env.idp.issuer,
+    OIDC_CLIENT_SECRET: env.idp.clientSecret,
+  };
+}
+
 /**
  * The API as its own process (ROLE=api, compiled: see compiledRoot) on a test environment, stopped by `cleanup`; resolves
  * once it answers /health/live (it migrates an empty database while it boots).
@@ -46,18 +61,10 @@ export async function startApiProcess(
   const api = new LabgateProcess(
     'main',
     {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'warn',
+      ...processEnvironment(env, servicesDir),
       ROLE: 'api',
       HOST: '127.0.0.1',
       PORT: String(port),
-      DATABASE_URL: env.database.url,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: env.config.redis.prefix,
-      VAR_DIR: env.varDir,
-      SERVICES_DIR: servicesDir,
-      OIDC_ISSUER: env.idp.issuer,
-      OIDC_CLIENT_SECRET: env.idp.clientSecret,
       DEV_IDP_PORT: '0',
       // The limiter stays in the request path (its Redis round trip is measured) but never
       // refuses: a load client would otherwise measure 429 answers.
@@ -95,15 +102,7 @@ export async function startWorkerProcess(
   const worker = new LabgateProcess(
     'worker',
     {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: env.database.url,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: env.config.redis.prefix,
-      VAR_DIR: env.varDir,
-      SERVICES_DIR: servicesDir,
-      OIDC_ISSUER: env.idp.issuer,
-      OIDC_CLIENT_SECRET: env.idp.clientSecret,
+      ...processEnvironment(env, servicesDir),
       ...extra,
     },
     root,

@@ -134,6 +134,17 @@ export function saveReport(report: BenchReport): void {
   }
 }
 
+/** Runs a bench's main: exit status 0 when it resolves, else 1 with the error's stack. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
+}
+
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) {
     return NaN;

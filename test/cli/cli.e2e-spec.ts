@@ -16,11 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import Redis from 'ioredis';
-import { Client } from 'pg';
 import request from 'supertest';
 import { loadConfig, type Environment } from '../../src/config';
 import { bearer, mintAccessToken } from '../support/auth';
-import { createTestDatabase } from '../support/database';
+import { createTestDatabase, queryRows as sql } from '../support/database';
 import { baseUrl, followEvents } from '../support/jobs';
 import { testServicesDir } from '../support/services.fixture';
 import { startTestApp, TestApp } from '../support/test-app';
@@ -48,16 +47,6 @@ function expectOneLineError(run: { code: number | null; stdout: string; stderr: 
   });
   expect(run.stderr).toMatch(/^error: \S/);
   expect(run.stderr).not.toMatch(/\n\s+at /);
-}
-
-async function sql<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text, params)).rows as T[];
-  } finally {
-    await client.end();
-  }
 }
 
 /** True once the process is gone (or a zombie nobody reaped yet). */

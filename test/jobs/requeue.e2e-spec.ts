@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import request from 'supertest';
 import { JobState } from '../../src/jobs/job-state';
 import { JobsService } from '../../src/jobs/jobs.service';
+import { queryRows as sql } from '../support/database';
 import { bearer } from '../support/auth';
 import { createDevice, ROLE_ENV, roleHeaders, type RoleHeaders } from '../support/devices';
 import { untar } from '../support/jobs';
@@ -45,16 +45,6 @@ retry:
 retentionDays: 1
 `,
   );
-}
-
-async function sql<T>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(text, params)).rows as T[];
-  } finally {
-    await client.end();
-  }
 }
 
 describe(`${JobsService.name}.requeue`, () => {
