@@ -1,5 +1,6 @@
 import { DynamicModule, INestApplicationContext, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { MikroORM } from '@mikro-orm/postgresql';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import type { Request, Response } from 'express';
@@ -12,12 +13,13 @@ import { OidcClient } from './auth/oidc-client';
 import { refuseUnstorableInput, translateBodyErrors } from './common/body-errors';
 import { answerClientErrorsWithProblems } from './common/client-errors';
 import { applyHttpSecurity } from './common/http-security';
-import { assignRequestId } from './common/logging.module';
+import { assignRequestId, RequestLogging } from './common/logging.module';
 import { ProblemFilter } from './common/problem.filter';
 import { setupSwagger } from './common/swagger';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, redactUrl } from './config';
 import { EMBEDDED_CONNECTIONS, startEmbeddedPostgres } from './database/embedded-postgres';
+import { requestContext } from './database/request-context';
 import { HttpMetrics } from './health/http-metrics';
 import { findOrStartLocalRedis } from './queue/local-redis';
 
@@ -165,6 +167,7 @@ export async function createApi(
   app.useLogger(app.get(PinoLogger));
   answerClientErrorsWithProblems(app.getHttpServer());
   app.use(assignRequestId);
+  app.use(app.get(RequestLogging).middleware());
   app.use(app.get(HttpMetrics).middleware());
   const oidc = app.get(OidcClient).metadata;
   applyHttpSecurity(app, config, [oidc.token_endpoint ?? '']);
@@ -177,6 +180,9 @@ export async function createApi(
   app.useBodyParser('urlencoded', { limit: config.bodyLimitBytes, extended: true });
   app.use(refuseUnstorableInput);
   app.use(translateBodyErrors);
+  // After the body parsers: they call on from the request stream's events, which run outside
+  // any context a middleware before them opened.
+  app.use(requestContext(app.get(MikroORM)));
   app.setGlobalPrefix('api/v1', {
     exclude: [
       { path: 'health/live', method: RequestMethod.GET },

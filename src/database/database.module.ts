@@ -4,6 +4,7 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { AppConfig } from '../config';
 import { MigrationRunner } from './migration-runner';
 import { mikroOrmOptions } from './mikro-orm-options';
+import { requestEntityManager } from './request-context';
 
 const ormLogger = new Logger('MikroORM');
 
@@ -20,8 +21,10 @@ const ormLogger = new Logger('MikroORM');
         return {
           ...mikroOrmOptions(config.database.url, config.database.poolMax),
           autoLoadEntities: true,
-          registerRequestContext: true,
-          forRoutesPath: '{*path}',
+          // Each HTTP request's EntityManager comes from requestContext (bootstrap), which
+          // forks it on first use; MikroORM asks for it through `context`.
+          registerRequestContext: false,
+          context: requestEntityManager,
           logger: (message: string) => ormLogger.log(message),
         };
       },
