@@ -79,6 +79,8 @@ export class AppConfig {
   readonly maxPayloadBytes: number;
   readonly logLevel: LogLevel;
   readonly workerConcurrency: number;
+  /** Job views an API process keeps for GET /jobs/:id; 0: none (JobViewCache). */
+  readonly jobViewCacheSize: number;
   readonly stalledJobCheckMs: number;
   readonly deviceDownAfterMs: number;
   /** 0: no cap. */

@@ -105,6 +105,15 @@ export const VARIABLES: readonly VariableSpec[] = [
     description: 'Jobs one worker process runs at a time.',
   },
   {
+    name: 'JOB_VIEW_CACHE_SIZE',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: '10000',
+    description:
+      'Jobs whose view an API process keeps in memory for GET /jobs/:id (ticket polls), dropped when PostgreSQL notifies a change; 0 reads every time.',
+  },
+  {
     name: 'SERVICES_DIR',
     kind: 'string',
     default: './services',

@@ -221,6 +221,7 @@ export function loadConfig(
     maxPayloadBytes: get<number>('MAX_PAYLOAD_BYTES'),
     logLevel: get<LogLevel>('LOG_LEVEL'),
     workerConcurrency: get<number>('WORKER_CONCURRENCY'),
+    jobViewCacheSize: get<number>('JOB_VIEW_CACHE_SIZE'),
     stalledJobCheckMs: get<number>('STALLED_JOB_CHECK_SECONDS') * 1000,
     deviceDownAfterMs: get<number>('DEVICE_DOWN_AFTER_SECONDS') * 1000,
     maxRunningPerUser: get<number>('MAX_RUNNING_PER_USER'),

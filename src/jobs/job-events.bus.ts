@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import Redis from 'ioredis';
 import { AppConfig } from '../config';
 import { JobState } from './job-state';
+import { jobsChanged } from './job-view-cache';
 
 export type JobUpdate =
   | { type: 'state'; jobId: string; state: JobState; reason?: string; at: string }
@@ -58,6 +59,12 @@ export class JobEventsBus implements OnApplicationShutdown {
           update = JSON.parse(message) as JobUpdate;
         } catch {
           return;
+        }
+        if (update.type === 'state' || update.type === 'progress') {
+          // Before the event streams hear of it: a client told "succeeded" that asks for the
+          // job next must not get a view kept from before (PostgreSQL's notification drops it
+          // too, but may arrive later).
+          jobsChanged(jobId);
         }
         for (const listener of this.listeners.get(jobId) ?? []) {
           listener(update);

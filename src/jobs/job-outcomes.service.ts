@@ -1,3 +1,4 @@
+import { jobsChanged } from './job-view-cache';
 import { Injectable, Logger } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { CatalogService } from '../catalog/catalog.service';
@@ -94,6 +95,7 @@ export class JobOutcomes {
           { id: jobId, state: JobState.Running },
           { progress, progressMessage: message },
         );
+      jobsChanged(jobId);
       await this.bus.publish({
         type: 'progress',
         jobId,

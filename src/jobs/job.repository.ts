@@ -3,6 +3,7 @@ import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
 import type { Job } from './job.entity';
 import type { JobView } from './job.mapper';
+import { jobsChanged } from './job-view-cache';
 
 /** MikroORM has pg hand timestamps over as the text PostgreSQL sent, which it parses itself. */
 const timestamp = (text: string | null) => (text === null ? undefined : new Date(text));
@@ -272,6 +273,7 @@ export class JobRepository extends EntityRepository<Job> {
     if (!row) {
       return undefined;
     }
+    jobsChanged(id);
     const { previous_state: previous, event_id: eventId, event_data: data, ...jobRow } = row;
     const job = em.map<Job>('Job', jobRow);
     const event = Object.assign(new JobEvent(), {

@@ -11,6 +11,7 @@ import { JobExecutionService } from './job-execution.service';
 import { JobFilesService } from './job-files.service';
 import { JobQueue } from './job-queue';
 import { JobStreamService } from './job-stream.service';
+import { JobViewCache } from './job-view-cache';
 import { Job } from './job.entity';
 import { JobsController } from './jobs.controller';
 import { JobsService } from './jobs.service';
@@ -43,6 +44,7 @@ export class JobsModule {
         JobEventsBus,
         JobFilesService,
         JobStreamService,
+        JobViewCache,
         DeviceQueues,
         JobScheduler,
         JobOutcomes,

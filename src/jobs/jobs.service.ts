@@ -34,7 +34,7 @@ import { JobEventsBus } from './job-events.bus';
 import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
 import type { JobCount, RunTimeHistogram } from './job.repository';
-import { toJobDto, toSubmittedDto } from './job.mapper';
+import { toJobDto, toSubmittedDto, type JobView } from './job.mapper';
 import { parseMultipartSubmission, ParsedSubmission } from './submission-parser';
 import { DeviceCommandsService } from '../devices/device-commands.service';
 import { Device } from '../devices/device.entity';
@@ -42,6 +42,7 @@ import { offersService } from '../devices/device-state';
 import { takePlacementRequest } from './placement-request';
 import { JobScheduler } from './scheduling/job-scheduler';
 import { DeviceQueues } from './scheduling/device-queues';
+import { JobViewCache, jobsChanged } from './job-view-cache';
 
 export const TICKET_PREFIX = 'lgt_';
 /** How long a cancel or requeue waits for Redis (its queue entry, a cluster cancel). */
@@ -103,6 +104,7 @@ export class JobsService {
     private readonly scheduler: JobScheduler,
     private readonly queues: DeviceQueues,
     private readonly commands: DeviceCommandsService,
+    private readonly views: JobViewCache<JobView & { tokenHash: string }>,
   ) {}
 
   async submit(
@@ -386,7 +388,7 @@ export class JobsService {
   }
 
   async get(id: string, viewer: JobViewer): Promise<JobDto> {
-    const job = await this.em.getRepository(Job).findView(id);
+    const job = await this.views.read(id, () => this.em.getRepository(Job).findView(id));
     if (!job || !mayView(job, viewer)) {
       throw notVisible(id);
     }
@@ -590,6 +592,7 @@ export class JobsService {
         em,
       );
     });
+    jobsChanged(id);
     this.scheduler.kick();
     return this.get(id, { principal });
   }

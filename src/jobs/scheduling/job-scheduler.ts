@@ -10,6 +10,7 @@ import { JobState } from '../job-state';
 import type { JobView } from '../job.mapper';
 import { DeviceQueues } from './device-queues';
 import { FreeDevice, place, PlacementInput, WaitingJob, waitingReason } from './placement';
+import { jobsChanged } from '../job-view-cache';
 
 /** A periodic pass catches what no event announced (another process's finished job, say). */
 const PASS_EVERY_MS = 5_000;
@@ -308,6 +309,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   private async dispatch(assigned: Assigned[]): Promise<void> {
+    jobsChanged(...assigned.map((a) => a.jobId));
     for (const a of assigned) {
       await this.bus.publish({
         type: 'state',
