@@ -4,6 +4,7 @@ import { base64url } from 'jose';
 import * as oidc from 'openid-client';
 import request from 'supertest';
 import { bearer, demoUser, mintAccessToken } from '../support/auth';
+import { queryRows } from '../support/database';
 import { driveLogin } from '../support/oidc-login';
 import { startTestApp, TestApp } from '../support/test-app';
 
@@ -95,6 +96,43 @@ describe('bearer access tokens', () => {
     const me = await request(http).get('/api/v1/me').set(bearer(token)).expect(200);
     expect(me.body).toMatchObject({ subject: 'fresh-subject', email: 'fresh@x.org' });
     expect(me.body.roles).toEqual(['user']);
+  });
+
+  it('writes the user only when the claims changed or the last sign-in is a minute old', async () => {
+    const version = async () =>
+      (
+        await queryRows<{ xmin: string; email: string }>(
+          app.database.url,
+          `select xmin::text, email from app_user where subject = 'quiet-subject'`,
+        )
+      )[0];
+    const call = async (email: string) =>
+      request(http)
+        .get('/api/v1/me')
+        .set(bearer(await mintAccessToken(app, { sub: 'quiet-subject', email })))
+        .expect(200);
+    await call('quiet@x.org');
+    const first = await version();
+    await call('quiet@x.org');
+    await call('quiet@x.org');
+    // No new row version: the repeated calls read the user and wrote nothing.
+    expect(await version()).toEqual(first);
+    await call('moved@x.org');
+    const moved = await version();
+    expect(moved.email).toBe('moved@x.org');
+    expect(moved.xmin).not.toBe(first.xmin);
+    await queryRows(
+      app.database.url,
+      `update app_user set last_login_at = now() - interval '2 minutes' where subject = 'quiet-subject'`,
+    );
+    const aged = await version();
+    await call('moved@x.org');
+    const refreshed = await queryRows<{ recent: boolean; xmin: string }>(
+      app.database.url,
+      `select xmin::text, last_login_at > now() - interval '10 seconds' as recent
+         from app_user where subject = 'quiet-subject'`,
+    );
+    expect(refreshed[0]).toEqual({ recent: true, xmin: expect.not.stringMatching(aged.xmin) });
   });
 
   it('refuses an expired token', async () => {
