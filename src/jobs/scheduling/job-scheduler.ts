@@ -311,26 +311,25 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private async dispatch(assigned: Assigned[]): Promise<void> {
     jobsChanged(...assigned.map((a) => a.jobId));
     for (const a of assigned) {
-      await this.bus.publish({
+      // Announced and handed over at once (publish is sent first): the hand-over is what the
+      // job's start waits for, and the worker's own round trips come before its "running".
+      const announced = this.bus.publish({
         type: 'state',
         jobId: a.jobId,
         state: JobState.Assigned,
         at: new Date().toISOString(),
       });
-      if (a.runner === 'agent') {
-        await this.bus.wakeDevice(a.deviceId);
-        continue;
-      }
-      try {
-        await this.queues.enqueue({
-          jobId: a.jobId,
-          deviceId: a.deviceId,
-          assignment: a.assignment,
-        });
-      } catch (err) {
-        // PostgreSQL has the placement; the reconciler hands it over once Redis is back.
-        this.logger.warn(`job ${a.jobId} placed but not enqueued: ${(err as Error).message}`);
-      }
+      const handedOver = a.runner === 'agent' ? this.bus.wakeDevice(a.deviceId) : this.handOver(a);
+      await Promise.all([announced, handedOver]);
+    }
+  }
+
+  private async handOver(a: Assigned): Promise<void> {
+    try {
+      await this.queues.enqueue({ jobId: a.jobId, deviceId: a.deviceId, assignment: a.assignment });
+    } catch (err) {
+      // PostgreSQL has the placement; the reconciler hands it over once Redis is back.
+      this.logger.warn(`job ${a.jobId} placed but not enqueued: ${(err as Error).message}`);
     }
   }
 
