@@ -14,9 +14,6 @@ export const SkipRateLimit = () => SetMetadata(SKIP_RATE_LIMIT, true);
 /** The limits count requests per fixed minute. */
 export const RATE_LIMIT_WINDOW_MS = 60_000;
 
-/** Name of the API-wide limit in the throttler storage (the auth routes' own is `default`). */
-export const RATE_LIMIT_NAME = 'api';
-
 /** Whose requests one request counts against, and how many that caller may make per minute. */
 export interface RateLimitBucket {
   key: string;

@@ -7,6 +7,29 @@ import { withTimeout } from './with-timeout';
 type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const ANSWER_WITHIN_MS = 1_000;
+
+/**
+ * Takes `size` numbered slots of a fixed window at once: INCRBY, and the window's expiry set by
+ * its first taker. Answers the last slot number taken and the window's remaining milliseconds.
+ */
+const LEASE_SCRIPT = `
+local last = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {last, ttl}`;
+
+/** Slots `last - size + 1 … last` of a window that ends in `ttlMs`. */
+export interface SlotLease {
+  last: number;
+  ttlMs: number;
+}
+
+type LeasingRedis = Redis & {
+  labgateLease(key: string, size: number, windowMs: number): Promise<[number, number]>;
+};
 const WARN_EVERY_MS = 30_000;
 
 /**
@@ -34,6 +57,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnModuleDestroy 
       enableAutoPipelining: true,
     });
     this.redis.on('error', (err: Error) => this.warn(`Redis: ${err.message}`));
+    this.redis.defineCommand('labgateLease', { numberOfKeys: 1, lua: LEASE_SCRIPT });
     this.counters = new ThrottlerStorageRedisService(this.redis);
   }
 
@@ -53,6 +77,24 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnModuleDestroy 
     } catch (err) {
       this.warn(`request let through uncounted: ${(err as Error).message}`);
       return { totalHits: 0, timeToExpire: 0, isBlocked: false, timeToBlockExpire: 0 };
+    }
+  }
+
+  /**
+   * `size` slots of the window `key` (see RateLimiter); undefined when Redis does not answer
+   * (the caller lets the request through, as `increment` does).
+   */
+  async lease(key: string, size: number, windowMs: number): Promise<SlotLease | undefined> {
+    try {
+      const [last, ttlMs] = await withTimeout(
+        (this.redis as LeasingRedis).labgateLease(`lease:${key}`, size, windowMs),
+        ANSWER_WITHIN_MS,
+        'Redis (rate limits)',
+      );
+      return { last, ttlMs };
+    } catch (err) {
+      this.warn(`request let through uncounted: ${(err as Error).message}`);
+      return undefined;
     }
   }
 
