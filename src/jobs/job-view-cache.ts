@@ -118,6 +118,12 @@ export class JobViewCache<V extends object = object> implements OnApplicationShu
     const client = new Client({
       connectionString: this.config.database.url,
       application_name: 'labgate job view cache',
+      // A server that does not answer is given up on (and tried again later), and a silently
+      // dropped connection is noticed by TCP keepalive; views older than JOB_VIEW_MAX_AGE_MS
+      // are read again whatever happens.
+      connectionTimeoutMillis: 5_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     this.listener = client;
     client.on('notification', (message) => {
