@@ -23,26 +23,30 @@ export class UserRepository extends EntityRepository<User> {
   async upsertIdentity(claims: IdentityClaims, login: boolean): Promise<User> {
     const now = new Date();
     const em = this.getEntityManager();
-    const entitlements = JSON.stringify(claims.entitlements ?? []);
-    const replaceEntitlements = claims.entitlements !== undefined;
-    const loginAt = login ? now : null;
     const [row] = await em.getConnection().execute<Array<Record<string, unknown>>>(
-      `with found as (
-         select * from app_user
-          where issuer = ? and subject = ?
-            and email is not distinct from coalesce(?::text, email)
-            and name is not distinct from coalesce(?::text, name)
-            and (not ?::boolean or entitlements = ?::jsonb)
-            and (blocked or ?::timestamptz is null
-                 or last_login_at > ?::timestamptz - interval '${LOGIN_REFRESH_SECONDS} seconds')),
+      `with claims as (
+         select ?::text as issuer, ?::text as subject, ?::text as email, ?::text as name,
+                ?::jsonb as entitlements, ?::boolean as replace_entitlements,
+                ?::timestamptz as login_at, ?::timestamptz as now),
+       found as (
+         select u.* from app_user u, claims c
+          where u.issuer = c.issuer and u.subject = c.subject
+            and u.email is not distinct from coalesce(c.email, u.email)
+            and u.name is not distinct from coalesce(c.name, u.name)
+            and (not c.replace_entitlements or u.entitlements = c.entitlements)
+            and (u.blocked or c.login_at is null
+                 or u.last_login_at > c.login_at - interval '${LOGIN_REFRESH_SECONDS} seconds')),
        upserted as (
          insert into app_user (id, issuer, subject, email, name, entitlements, blocked, created_at, last_login_at)
-         select gen_random_uuid(), ?, ?, ?, ?, ?::jsonb, false, ?, ?
+         select gen_random_uuid(), c.issuer, c.subject, c.email, c.name, c.entitlements, false,
+                c.now, c.login_at
+           from claims c
           where not exists (select 1 from found)
          on conflict (issuer, subject) do update set
            email = coalesce(excluded.email, app_user.email),
            name = coalesce(excluded.name, app_user.name),
-           entitlements = case when ? then excluded.entitlements else app_user.entitlements end,
+           entitlements = case when (select replace_entitlements from claims)
+                               then excluded.entitlements else app_user.entitlements end,
            last_login_at = case when app_user.blocked then app_user.last_login_at
                                 else coalesce(excluded.last_login_at, app_user.last_login_at) end
          returning *)
@@ -52,18 +56,10 @@ export class UserRepository extends EntityRepository<User> {
         claims.subject,
         claims.email ?? null,
         claims.name ?? null,
-        replaceEntitlements,
-        entitlements,
-        loginAt,
-        loginAt,
-        claims.issuer,
-        claims.subject,
-        claims.email ?? null,
-        claims.name ?? null,
-        entitlements,
+        JSON.stringify(claims.entitlements ?? []),
+        claims.entitlements !== undefined,
+        login ? now : null,
         now,
-        loginAt,
-        replaceEntitlements,
       ],
     );
     // The row as it now is, without reading it again (every bearer request passes here).

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Global, Injectable, Module } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
 import pino, { type Logger } from 'pino';
 import { LoggerModule } from 'nestjs-pino';
 import { AppConfig } from '../config';
@@ -96,14 +96,12 @@ export class RequestLogging {
 }
 
 /** Provides RequestLogging to nestjs-pino's module factory. */
-@Global()
 @Module({ providers: [RequestLogging], exports: [RequestLogging] })
 class RequestLoggingModule {}
 
 /** Structured JSON logs (pino) with the request id on every line; secrets redacted. */
 @Module({
   imports: [
-    RequestLoggingModule,
     LoggerModule.forRootAsync({
       imports: [RequestLoggingModule],
       inject: [RequestLogging],
@@ -114,6 +112,5 @@ class RequestLoggingModule {}
       }),
     }),
   ],
-  exports: [RequestLoggingModule],
 })
 export class LoggingModule {}

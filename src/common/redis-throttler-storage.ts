@@ -7,6 +7,7 @@ import { withTimeout } from './with-timeout';
 type StorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 const ANSWER_WITHIN_MS = 1_000;
+const WARN_EVERY_MS = 30_000;
 
 /**
  * Takes `size` numbered slots of a fixed window at once: INCRBY, and the window's expiry set by
@@ -30,7 +31,6 @@ export interface SlotLease {
 type LeasingRedis = Redis & {
   labgateLease(key: string, size: number, windowMs: number): Promise<[number, number]>;
 };
-const WARN_EVERY_MS = 30_000;
 
 /**
  * Rate-limit counters in Redis, under the app's key prefix, so that every API process of an
@@ -68,16 +68,11 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnModuleDestroy 
     blockDuration: number,
     throttlerName: string,
   ): Promise<StorageRecord> {
-    try {
-      return await withTimeout(
+    return (
+      (await this.answer(
         this.counters.increment(key, ttl, limit, blockDuration, throttlerName),
-        ANSWER_WITHIN_MS,
-        'Redis (rate limits)',
-      );
-    } catch (err) {
-      this.warn(`request let through uncounted: ${(err as Error).message}`);
-      return { totalHits: 0, timeToExpire: 0, isBlocked: false, timeToBlockExpire: 0 };
-    }
+      )) ?? { totalHits: 0, timeToExpire: 0, isBlocked: false, timeToBlockExpire: 0 }
+    );
   }
 
   /**
@@ -85,13 +80,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage, OnModuleDestroy 
    * (the caller lets the request through, as `increment` does).
    */
   async lease(key: string, size: number, windowMs: number): Promise<SlotLease | undefined> {
+    const slots = await this.answer(
+      (this.redis as LeasingRedis).labgateLease(`lease:${key}`, size, windowMs),
+    );
+    return slots && { last: slots[0], ttlMs: slots[1] };
+  }
+
+  /** Redis's answer, or undefined (and a warning) when it gives none within ANSWER_WITHIN_MS. */
+  private async answer<T>(work: Promise<T>): Promise<T | undefined> {
     try {
-      const [last, ttlMs] = await withTimeout(
-        (this.redis as LeasingRedis).labgateLease(`lease:${key}`, size, windowMs),
-        ANSWER_WITHIN_MS,
-        'Redis (rate limits)',
-      );
-      return { last, ttlMs };
+      return await withTimeout(work, ANSWER_WITHIN_MS, 'Redis (rate limits)');
     } catch (err) {
       this.warn(`request let through uncounted: ${(err as Error).message}`);
       return undefined;
