@@ -28,6 +28,21 @@ function isDead(pid: number): boolean {
   }
 }
 
+/**
+ * Whether the process is gone within `ms`. A killed process closes its pipes (what the runner
+ * waits for) a moment before it is an exited task in /proc: asking once can race that moment.
+ * Polled, because a process that is not our child gives no event when it ends.
+ */
+async function diesWithin(pid: number, ms = 2000): Promise<boolean> {
+  for (const until = Date.now() + ms; !isDead(pid);) {
+    if (Date.now() > until) {
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
 /** Resolves with the first match of `pattern` in the log as it streams in. */
 function waitForLog(pattern: RegExp): { onLog: (chunk: string) => void; seen: Promise<string[]> } {
   let text = '';
@@ -214,8 +229,8 @@ describe(runLocal.name, () => {
     const [, parent, grandchild] = (await watch.seen).map(Number);
 
     expect(result).toMatchObject({ outcome: 'cancelled', signal: 'SIGTERM', reason: 'cancelled' });
-    expect(isDead(parent)).toBe(true);
-    expect(isDead(grandchild)).toBe(true);
+    expect(await diesWithin(parent)).toBe(true);
+    expect(await diesWithin(grandchild)).toBe(true);
   });
 
   it('kills the group with SIGKILL when the program ignores SIGTERM for the grace period', async () => {
@@ -250,7 +265,7 @@ describe(runLocal.name, () => {
 
     expect(result).toMatchObject({ outcome: 'exited', exitCode: 0 });
     expect(result.durationMs).toBeLessThan(5000);
-    expect(isDead(pid)).toBe(true);
+    expect(await diesWithin(pid)).toBe(true);
   });
 
   it('caps the log with a marker line and keeps draining until the program completes', async () => {
