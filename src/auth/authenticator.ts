@@ -108,8 +108,11 @@ export class Authenticator {
     const identity = await this.identityFrom(token, claims);
     // Scripts never pass the login page: each use of an access token counts as a sign-in, so
     // that lastLoginAt shows who still uses labgate (the upsert writes the row anyway).
-    const user = await this.em.fork().getRepository(User).upsertIdentity(identity, true);
-    return this.principals.forUser(this.usable(user), 'bearer');
+    const { user, rules } = await this.em
+      .fork()
+      .getRepository(User)
+      .upsertIdentityWithRules(identity, true);
+    return this.principals.forUser(this.usable(user), 'bearer', {}, rules);
   }
 
   private async verifyJwt(token: string): Promise<JWTPayload & { sub: string }> {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { UserCredential, UserPrincipal } from '../common/principal';
 import { RolesService } from './roles.service';
 import { User } from './user.entity';
+import type { RoleRules } from './user.repository';
 
 /** Builds the principal of a signed-in user from their row and how they signed in. */
 @Injectable()
@@ -12,6 +13,7 @@ export class Principals {
     user: User,
     via: UserCredential,
     extra: Partial<UserPrincipal> = {},
+    rules?: RoleRules,
   ): Promise<UserPrincipal> {
     return {
       kind: 'user',
@@ -21,7 +23,7 @@ export class Principals {
       email: user.email,
       name: user.name,
       entitlements: user.entitlements,
-      roles: await this.roles.rolesFor(user.entitlements),
+      roles: await this.roles.rolesFor(user.entitlements, rules),
       via,
       ...extra,
     };

@@ -3,7 +3,7 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import type { Role } from '../common/principal';
 import { AppConfig } from '../config';
 import { EntitlementRule } from './entitlement-rule.entity';
-import { effectiveRoles } from './roles';
+import { effectiveRoles, type RoleSources } from './roles';
 
 @Injectable()
 export class RolesService {
@@ -12,8 +12,14 @@ export class RolesService {
     private readonly config: AppConfig,
   ) {}
 
-  /** Rules are read at every check, so that an admin's change applies to the next request. */
-  async rolesFor(entitlements: string[]): Promise<Role[]> {
+  /**
+   * Rules are read at every check, so that an admin's change applies to the next request;
+   * `rules` are ones the caller has just read (with the user's row, say).
+   */
+  async rolesFor(entitlements: string[], rules?: RoleSources['rules']): Promise<Role[]> {
+    if (rules) {
+      return effectiveRoles(entitlements, this.sources(rules));
+    }
     const [roles] = await this.rolesOfEach([entitlements]);
     return roles;
   }
@@ -23,11 +29,15 @@ export class RolesService {
     const rules = entitlementLists.some((entitlements) => entitlements.length)
       ? await this.em.fork().find(EntitlementRule, {}, { fields: ['entitlement', 'match', 'role'] })
       : [];
-    const sources = {
+    const sources = this.sources(rules);
+    return entitlementLists.map((entitlements) => effectiveRoles(entitlements, sources));
+  }
+
+  private sources(rules: RoleSources['rules']): RoleSources {
+    return {
       adminEntitlements: this.config.auth.adminEntitlements,
       operatorEntitlements: this.config.auth.operatorEntitlements,
       rules,
     };
-    return entitlementLists.map((entitlements) => effectiveRoles(entitlements, sources));
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { createRemoteJWKSet, JWTPayload, jwtVerify } from 'jose';
 import { AppConfig } from '../config';
@@ -22,9 +23,20 @@ export function isJwt(token: string): boolean {
   return /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token);
 }
 
+/** How long a verified token is taken without checking its signature again (at most). */
+export const VERIFIED_TOKEN_TTL_MS = 60_000;
+const VERIFIED_TOKENS_KEPT = 10_000;
+
+type Claims = JWTPayload & { sub: string };
+
 /**
  * Verifies OIDC access tokens that are JWTs: signature against the issuer's JWKS (cached by
  * jose, refetched when an unknown `kid` shows up), issuer, audience, exp/nbf with skew.
+ *
+ * A script sends the same token with every call: a token verified in the last minute is taken
+ * again without checking its signature (its bytes are what was verified), until its `exp`
+ * (with the clock skew allowed) at the latest. Only what a repeated check would answer the
+ * same is skipped: a key the provider withdraws stops working within a minute.
  */
 @Injectable()
 export class TokenVerifier {
@@ -41,7 +53,27 @@ export class TokenVerifier {
     this.jwks = createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: 10_000 });
   }
 
-  async verify(token: string): Promise<JWTPayload & { sub: string }> {
+  private readonly verified = new Map<string, { claims: Claims; until: number }>();
+
+  async verify(token: string): Promise<Claims> {
+    const key = createHash('sha256').update(token).digest('base64');
+    const now = Date.now();
+    const hit = this.verified.get(key);
+    if (hit && now < hit.until) {
+      return hit.claims;
+    }
+    this.verified.delete(key);
+    const claims = await this.check(token);
+    const expires = (claims.exp! + this.config.oidc.clockSkewSeconds) * 1000;
+    if (this.verified.size >= VERIFIED_TOKENS_KEPT) {
+      // The oldest goes (a Map keeps insertion order).
+      this.verified.delete(this.verified.keys().next().value!);
+    }
+    this.verified.set(key, { claims, until: Math.min(expires, now + VERIFIED_TOKEN_TTL_MS) });
+    return claims;
+  }
+
+  private async check(token: string): Promise<Claims> {
     const { payload } = await jwtVerify(token, this.jwks, {
       issuer: this.oidc.metadata.issuer,
       audience: this.config.oidc.audience,
@@ -49,6 +81,6 @@ export class TokenVerifier {
       clockTolerance: this.config.oidc.clockSkewSeconds,
       requiredClaims: ['sub', 'exp'],
     });
-    return payload as JWTPayload & { sub: string };
+    return payload as Claims;
   }
 }

@@ -1,5 +1,8 @@
 import { EntityRepository } from '@mikro-orm/postgresql';
+import type { RoleSources } from './roles';
 import { User } from './user.entity';
+
+export type RoleRules = RoleSources['rules'];
 
 export interface IdentityClaims {
   issuer: string;
@@ -21,6 +24,25 @@ export class UserRepository extends EntityRepository<User> {
    * request passes here, and a write is a WAL flush before the request can go on.
    */
   async upsertIdentity(claims: IdentityClaims, login: boolean): Promise<User> {
+    return (await this.upsertRow(claims, login, false)).user;
+  }
+
+  /**
+   * The same, with the entitlement rules read in the same statement: what a request's
+   * principal needs (its roles), in one round trip.
+   */
+  upsertIdentityWithRules(
+    claims: IdentityClaims,
+    login: boolean,
+  ): Promise<{ user: User; rules: RoleRules }> {
+    return this.upsertRow(claims, login, true) as Promise<{ user: User; rules: RoleRules }>;
+  }
+
+  private async upsertRow(
+    claims: IdentityClaims,
+    login: boolean,
+    withRules: boolean,
+  ): Promise<{ user: User; rules?: RoleRules }> {
     const now = new Date();
     const em = this.getEntityManager();
     const [row] = await em.getConnection().execute<Array<Record<string, unknown>>>(
@@ -50,7 +72,14 @@ export class UserRepository extends EntityRepository<User> {
            last_login_at = case when app_user.blocked then app_user.last_login_at
                                 else coalesce(excluded.last_login_at, app_user.last_login_at) end
          returning *)
-       select * from found union all select * from upserted`,
+       select u.*${
+         withRules
+           ? `, (select coalesce(json_agg(json_build_object(
+                   'entitlement', r.entitlement, 'match', r.match, 'role', r.role)), '[]')
+                  from entitlement_rule r) as entitlement_rules`
+           : ''
+       }
+         from (select * from found union all select * from upserted) u`,
       [
         claims.issuer,
         claims.subject,
@@ -63,6 +92,7 @@ export class UserRepository extends EntityRepository<User> {
       ],
     );
     // The row as it now is, without reading it again (every bearer request passes here).
-    return em.map(User, row);
+    const { entitlement_rules: rules, ...user } = row;
+    return { user: em.map(User, user), rules: rules as RoleRules | undefined };
   }
 }

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { Client } from 'pg';
 import request from 'supertest';
-import { demoUser, loginAs } from '../support/auth';
+import { bearer, demoUser, loginAs, mintAccessToken } from '../support/auth';
 import { startTestApp, TestApp } from '../support/test-app';
 
 describe('roles from entitlements and admin rules', () => {
@@ -23,6 +23,15 @@ describe('roles from entitlements and admin rules', () => {
   const roles = async (cookie: string) =>
     (await request(http).get('/api/v1/me').set('Cookie', cookie).expect(200)).body
       .roles as string[];
+  /** The same for a script's access token (its user row and the rules come in one read). */
+  const rolesByToken = async (entitlements: string[]) => {
+    const token = await mintAccessToken(app, {
+      sub: 'script-operator',
+      [app.config.auth.entitlementClaim]: entitlements,
+    });
+    return (await request(http).get('/api/v1/me').set(bearer(token)).expect(200)).body
+      .roles as string[];
+  };
 
   it('lets an admin by entitlement reach the admin API', async () => {
     await request(http).get('/api/v1/admin/entitlement-rules').set('Cookie', admin).expect(200);
@@ -48,12 +57,15 @@ describe('roles from entitlements and admin rules', () => {
       .expect(201);
     expect(await roles(operator)).toEqual(['user', 'operator', 'admin']);
     expect(await roles(user)).toEqual(['user']);
+    const operatorEntitlements = demoUser('operator').entitlements;
+    expect(await rolesByToken(operatorEntitlements)).toEqual(['user', 'operator', 'admin']);
 
     await request(http)
       .delete(`/api/v1/admin/entitlement-rules/${created.body.id}`)
       .set('Cookie', admin)
       .expect(204);
     expect(await roles(operator)).toEqual(['user']);
+    expect(await rolesByToken(operatorEntitlements)).toEqual(['user']);
 
     const db = new Client({ connectionString: app.database.url });
     await db.connect();
