@@ -21,6 +21,7 @@ import { runLocal } from './runner/local-runner';
 import { runOnCluster } from './runner/cluster-run';
 import { cancelOnCluster } from './runner/cluster-cancel';
 import type { ClusterCancel, Run } from './scheduling/device-queues';
+import type { DeviceRunner } from '../devices/device-state';
 import { LogFlusher, WorkDir } from './work-dir';
 
 export const WORKER_ID = `worker:${hostname()}:${process.pid}`;
@@ -47,50 +48,37 @@ export class JobExecutionService {
     private readonly outcomes: JobOutcomes,
   ) {}
 
-  async handle(bullJob: BullJob<Run>): Promise<void> {
+  async handle(bullJob: BullJob<Run>, runner: DeviceRunner): Promise<void> {
     const { jobId, deviceId, assignment } = bullJob.data;
-    // What deciding needs, in one read: the full job comes back from the move to running.
-    const [placed] = await this.em.getConnection().execute<
-      Array<{
-        id: string;
-        state: JobState;
-        service: string;
-        attempts: number;
-        device_id: string | null;
-        assignment: number;
-        runner: string | null;
-      }>
-    >(
-      `select j.id, j.state, j.service, j.attempts, j.device_id, j.assignment, d.runner
-         from job j left join device d on d.id = j.device_id
-        where j.id = ?`,
-      [jobId],
-    );
-    if (
-      !placed ||
-      isFinal(placed.state) ||
-      placed.device_id !== deviceId ||
-      placed.assignment !== assignment ||
-      placed.state === JobState.Queued
-    ) {
-      return; // cancelled, deleted or placed elsewhere meanwhile: this run is stale
+    // The usual case in one statement: still placed here, assigned → running.
+    let started = (
+      await this.outcomes.move(jobId, {
+        to: JobState.Running,
+        actor: WORKER_ID,
+        patch: { startedAt: new Date(), progress: 0, worker: WORKER_ID },
+        countsAttempt: true,
+        from: [JobState.Assigned],
+        onDevice: deviceId,
+        inAssignment: assignment,
+      })
+    )?.job;
+    started ??= await this.startOtherwise(bullJob.data);
+    if (!started) {
+      return;
     }
-    const manifest = this.catalog.manifest(placed.service);
+    const manifest = this.catalog.manifest(started.service);
     if (!manifest) {
       await this.outcomes.move(jobId, {
         to: JobState.Failed,
         actor: WORKER_ID,
-        reason: `service ${placed.service} no longer exists`,
+        reason: `service ${started.service} no longer exists`,
         patch: { finishedAt: new Date() },
+        from: [JobState.Running],
       });
       return;
     }
     const device =
-      placed.runner === 'ssh' ? await this.em.fork().findOneOrFail(Device, deviceId) : undefined;
-    const started = await this.start(placed, manifest);
-    if (!started) {
-      return;
-    }
+      runner === 'ssh' ? await this.em.fork().findOneOrFail(Device, deviceId) : undefined;
     const workDir = WorkDir.forPlacement(join(this.config.varDir, 'work'), jobId, assignment);
     try {
       if (device) {
@@ -112,44 +100,44 @@ export class JobExecutionService {
   }
 
   /**
-   * assigned → running, or, when Bull hands out a job that was already running here, the
-   * worker that ran it was lost: run it again if the retry policy allows.
+   * When the job was not simply assigned here: Bull hands out a job that was already running
+   * (the worker that ran it was lost: run it again if the retry policy allows), or a run that
+   * is stale (cancelled, deleted or placed elsewhere meanwhile: nothing to do).
    */
-  private async start(
-    job: Pick<Job, 'id' | 'state' | 'attempts'>,
-    manifest: ServiceManifest,
-  ): Promise<Job | undefined> {
-    const patch = {
-      attempts: job.attempts + 1,
-      startedAt: new Date(),
-      progress: 0,
-      worker: WORKER_ID,
-    };
-    if (job.state === JobState.Running) {
-      if (job.attempts >= Math.max(1, manifest.retry.attempts)) {
-        await this.outcomes.move(job.id, {
-          to: JobState.Failed,
-          actor: WORKER_ID,
-          reason: 'its worker was lost more often than the retry policy allows',
-          patch: { finishedAt: new Date() },
-          from: [JobState.Running],
-        });
-        return undefined;
-      }
-      const moved = await this.outcomes.move(job.id, {
-        to: JobState.Running,
+  private async startOtherwise({ jobId, deviceId, assignment }: Run): Promise<Job | undefined> {
+    const placed = await this.em
+      .fork()
+      .findOne(Job, jobId, { fields: ['state', 'service', 'attempts', 'device', 'assignment'] });
+    if (
+      placed?.state !== JobState.Running ||
+      placed.device?.id !== deviceId ||
+      placed.assignment !== assignment
+    ) {
+      return undefined;
+    }
+    const manifest = this.catalog.manifest(placed.service);
+    if (!manifest) {
+      return placed as Job; // running, of a service that is gone: the caller fails it
+    }
+    if (placed.attempts >= Math.max(1, manifest.retry.attempts)) {
+      await this.outcomes.move(jobId, {
+        to: JobState.Failed,
         actor: WORKER_ID,
-        reason: `worker lost during attempt ${job.attempts}; running it again`,
-        patch,
+        reason: 'its worker was lost more often than the retry policy allows',
+        patch: { finishedAt: new Date() },
         from: [JobState.Running],
       });
-      return moved?.job;
+      return undefined;
     }
-    const moved = await this.outcomes.move(job.id, {
+    const moved = await this.outcomes.move(jobId, {
       to: JobState.Running,
       actor: WORKER_ID,
-      patch,
-      from: [JobState.Assigned],
+      reason: `worker lost during attempt ${placed.attempts}; running it again`,
+      patch: { startedAt: new Date(), progress: 0, worker: WORKER_ID },
+      countsAttempt: true,
+      from: [JobState.Running],
+      onDevice: deviceId,
+      inAssignment: assignment,
     });
     return moved?.job;
   }

@@ -17,6 +17,8 @@ export interface Move {
   patch?: JobPatch;
   from?: JobState[];
   onDevice?: string;
+  inAssignment?: number;
+  countsAttempt?: boolean;
 }
 
 /**

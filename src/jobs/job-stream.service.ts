@@ -4,7 +4,7 @@ import { Observable } from 'rxjs';
 import { JobEventsBus, JobUpdate } from './job-events.bus';
 import { isFinal } from './job-state';
 import { Job } from './job.entity';
-import { toJobDto } from './job.mapper';
+import { toJobDto, type JobView } from './job.mapper';
 
 const KEEPALIVE_MS = 15_000;
 
@@ -19,7 +19,7 @@ export class JobStreamService {
     private readonly bus: JobEventsBus,
   ) {}
 
-  events(job: Job): Observable<MessageEvent> {
+  events(job: JobView): Observable<MessageEvent> {
     return new Observable<MessageEvent>((subscriber) => {
       let unsubscribe: (() => void) | undefined;
       let lastState = job.state;
@@ -88,7 +88,7 @@ export class JobStreamService {
   }
 }
 
-function snapshot(job: Job) {
+function snapshot(job: JobView) {
   const dto = toJobDto(job);
   return {
     jobId: dto.id,

@@ -42,7 +42,10 @@ export function jobLinks(id: string): JobLinksDto {
   };
 }
 
-export function toSubmittedDto(job: Job, token?: string): SubmittedJobDto {
+export function toSubmittedDto(
+  job: Pick<Job, 'id' | 'state' | 'targetDeviceId'>,
+  token?: string,
+): SubmittedJobDto {
   return {
     id: job.id,
     token,

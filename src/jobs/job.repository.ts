@@ -1,6 +1,7 @@
 import { EntityRepository } from '@mikro-orm/postgresql';
 import { JobEvent, type JobEventData } from './job-event.entity';
 import { canTransition, JobState, statesBefore } from './job-state';
+import type { RequestOrigin } from '../common/auth.decorators';
 import type { Job } from './job.entity';
 import type { JobView } from './job.mapper';
 import { jobsChanged } from './job-view-cache';
@@ -66,6 +67,10 @@ export interface Transition {
   patch?: JobPatch;
   /** Only while the job is placed on this device (agent and cluster calls). */
   onDevice?: string;
+  /** Only while this is the job's placement (its `assignment` number). */
+  inAssignment?: number;
+  /** The move starts an attempt: `attempts` goes up by one. */
+  countsAttempt?: boolean;
 }
 
 export interface TransitionResult {
@@ -100,6 +105,32 @@ const EVENT_DATA = `(select coalesce(jsonb_object_agg(key, value), '{}'::jsonb)
         else '{}'::jsonb end)
   where value <> 'null'::jsonb)`;
 
+/** A job a submission stores (`queued`), with what its event and audit line say. */
+export interface NewJob {
+  id: string;
+  service: string;
+  serviceVersion: string;
+  inputs: Job['inputs'];
+  inputFiles: Job['inputFiles'];
+  priority: number;
+  tokenHash: string;
+  targetDeviceId?: string;
+  batchId?: string;
+  idempotencyKey?: string;
+  requestHash?: string;
+  /** The `queued` event's data (the outbox payload). */
+  eventData: Record<string, unknown>;
+  /** The `job.submit` audit line's details. */
+  auditDetails: Record<string, unknown>;
+}
+
+/** Who submitted, from where, and when. */
+export interface Submitter {
+  userId: string;
+  origin: RequestOrigin;
+  at: Date;
+}
+
 /** How many jobs of one service are in one state. */
 export interface JobCount {
   service: string;
@@ -117,6 +148,79 @@ export interface RunTimeHistogram {
 }
 
 export class JobRepository extends EntityRepository<Job> {
+  /**
+   * Stores submitted jobs, each with its `queued` event and `job.submit` audit line, in one
+   * statement: between a submission and its job starting, every round trip is latency. `also`
+   * is a SQL expression the same statement evaluates (the scheduler's try-lock): its value is
+   * returned. Runs in the entity manager's transaction, if it has one.
+   */
+  async insertSubmitted(jobs: NewJob[], by: Submitter, also = 'null'): Promise<unknown> {
+    const em = this.getEntityManager();
+    const rows = jobs.map((j) => ({
+      id: j.id,
+      service: j.service,
+      service_version: j.serviceVersion,
+      inputs: j.inputs,
+      input_files: j.inputFiles,
+      priority: j.priority,
+      token_hash: j.tokenHash,
+      target_device_id: j.targetDeviceId ?? null,
+      batch_id: j.batchId ?? null,
+      idempotency_key: j.idempotencyKey ?? null,
+      request_hash: j.requestHash ?? null,
+      event_data: j.eventData,
+      audit_details: j.auditDetails,
+    }));
+    const insert = em.getConnection().execute<Array<{ also: unknown }>>(
+      `with submitted as (
+         select * from jsonb_to_recordset(?::jsonb) as r(
+           id uuid, service text, service_version text, inputs jsonb, input_files jsonb,
+           priority int, token_hash text, target_device_id uuid, batch_id uuid,
+           idempotency_key text, request_hash text, event_data jsonb, audit_details jsonb)),
+       jobs as (
+         insert into job (id, service, service_version, owner_id, state, inputs, input_files,
+                          token_hash, idempotency_key, request_hash, progress, attempts,
+                          priority, assignment, target_device_id, batch_id, created_at,
+                          updated_at)
+         select id, service, service_version, ?, ?, inputs, input_files, token_hash,
+                idempotency_key, request_hash, 0, 0, priority, 0, target_device_id, batch_id,
+                ?, ?
+           from submitted),
+       events as (
+         insert into job_event (job_id, at, state, actor, data)
+         select id, ?, ?, ?, event_data from submitted),
+       audit as (
+         insert into audit_event (id, at, actor_id, actor_kind, action, target_type, target_id,
+                                  ip, request_id, details)
+         select gen_random_uuid(), ?, ?, 'user', 'job.submit', 'job', id::text, ?, ?,
+                audit_details
+           from submitted)
+       select ${also} as also`,
+      [
+        JSON.stringify(rows),
+        by.userId,
+        JobState.Queued,
+        by.at,
+        by.at,
+        by.at,
+        JobState.Queued,
+        by.userId,
+        by.at,
+        by.userId,
+        by.origin.ip ?? null,
+        by.origin.requestId ?? null,
+      ],
+      'all',
+      em.getTransactionContext(),
+    );
+    // Raw statements reject with the driver's error: a duplicate Idempotency-Key is told apart
+    // as the ORM's own writes tell it (UniqueConstraintViolationException).
+    const [row] = await insert.catch((err: Error) => {
+      throw em.getPlatform().getExceptionConverter().convertException(err);
+    });
+    return row.also;
+  }
+
   /**
    * A job's page and ticket hash in one statement, as a plain object: no entity is hydrated
    * and no identity map filled. GET /jobs/:id is what clients poll (a TOMAAT-style client
@@ -223,6 +327,8 @@ export class JobRepository extends EntityRepository<Job> {
     const now = new Date();
     const { columns, values } = this.patchColumns({ ...change.patch });
     const onDevice = change.onDevice !== undefined ? 'and prev.device_id = ?' : '';
+    const inAssignment = change.inAssignment !== undefined ? 'and prev.assignment = ?' : '';
+    const attempts = change.countsAttempt ? ', attempts = j.attempts + 1' : '';
     const reason = change.reason ?? null;
     const [row] = await em.getConnection().execute<
       Array<
@@ -233,11 +339,12 @@ export class JobRepository extends EntityRepository<Job> {
         }
       >
     >(
-      `with prev as (select id, state, device_id from job where id = ? for update),
+      `with prev as (select id, state, device_id, assignment from job where id = ? for update),
        moved as (
-         update job j set state = ?, reason = ?, updated_at = ?${columns}
+         update job j set state = ?, reason = ?, updated_at = ?${columns}${attempts}
            from prev
-          where j.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')}) ${onDevice}
+          where j.id = prev.id and prev.state in (${allowed.map(() => '?').join(', ')})
+                ${onDevice} ${inAssignment}
          returning j.*, prev.state as previous_state),
        audit as (
          insert into audit_event
@@ -260,6 +367,7 @@ export class JobRepository extends EntityRepository<Job> {
         ...values,
         ...allowed,
         ...(change.onDevice !== undefined ? [change.onDevice] : []),
+        ...(change.inAssignment !== undefined ? [change.inAssignment] : []),
         now,
         change.actorUserId ?? null,
         change.actorUserId ? 'user' : 'system',

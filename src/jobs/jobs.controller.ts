@@ -57,7 +57,7 @@ import {
 } from './dto/job.dto';
 import { JobFilesService } from './job-files.service';
 import { JobStreamService } from './job-stream.service';
-import type { Job } from './job.entity';
+import type { JobView } from './job.mapper';
 import { Viewer } from './job-viewer.decorator';
 import { JobsService, JobViewer } from './jobs.service';
 import { VisibleJob, VisibleJobGuard } from './visible-job.guard';
@@ -184,7 +184,7 @@ export class JobsController {
   @ApiNotFoundResponse({ type: ProblemDto })
   events(
     @Param('id', new ParseUUIDPipe()) _id: string,
-    @VisibleJob() job: Job,
+    @VisibleJob() job: JobView,
   ): Observable<MessageEvent> {
     return this.stream.events(job);
   }

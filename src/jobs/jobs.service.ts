@@ -11,7 +11,6 @@ import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/po
 import type { Request } from 'express';
 import { AuditService } from '../audit/audit.service';
 import { hashSecret, newSecret } from '../auth/secrets';
-import { User } from '../auth/user.entity';
 import { CatalogService } from '../catalog/catalog.service';
 import { validateFieldValues } from '../catalog/input-validation';
 import type { RequestOrigin } from '../common/auth.decorators';
@@ -29,18 +28,17 @@ import type {
   SubmittedBatchDto,
   SubmittedJobDto,
 } from './dto/job.dto';
-import { JobEvent } from './job-event.entity';
 import { JobEventsBus } from './job-events.bus';
 import { isFinal, JobState } from './job-state';
 import { Job } from './job.entity';
-import type { JobCount, RunTimeHistogram } from './job.repository';
+import type { JobCount, NewJob, RunTimeHistogram, Submitter } from './job.repository';
 import { toJobDto, toSubmittedDto, type JobView } from './job.mapper';
 import { parseMultipartSubmission, ParsedSubmission } from './submission-parser';
 import { DeviceCommandsService } from '../devices/device-commands.service';
 import { Device } from '../devices/device.entity';
 import { offersService } from '../devices/device-state';
 import { takePlacementRequest } from './placement-request';
-import { JobScheduler } from './scheduling/job-scheduler';
+import { JobScheduler, type Placed } from './scheduling/job-scheduler';
 import { DeviceQueues } from './scheduling/device-queues';
 import { JobViewCache, jobsChanged } from './job-view-cache';
 
@@ -285,59 +283,35 @@ export class JobsService {
       filesOf.set(id, await this.copyFiles(files, jobId, id));
     }
     const tokens = new Map(jobIds.map((id) => [id, newSecret(TICKET_PREFIX)]));
-    let created: Job[];
+    const newJobs = jobIds.map((id, i): NewJob => {
+      const own = filesOf.get(id)!;
+      const fileValues = Object.fromEntries(own.map((f) => [f.input, f.path]));
+      return {
+        id,
+        service: manifest.key,
+        serviceVersion: manifest.version,
+        inputs: { ...values, ...fileValues },
+        inputFiles: own,
+        priority,
+        tokenHash: hashSecret(tokens.get(id)!),
+        targetDeviceId: targets[i],
+        batchId,
+        idempotencyKey: i === 0 ? idempotencyKey : undefined,
+        requestHash: i === 0 && idempotencyKey ? requestHash(parsed) : undefined,
+        eventData: {
+          ownerId: owner.userId,
+          service: manifest.key,
+          serviceVersion: manifest.version,
+          deviceId: targets[i],
+          batchId,
+        },
+        auditDetails: { service: manifest.key, device: targets[i], batchId },
+      };
+    });
+    const submitter = { userId: owner.userId, origin, at: new Date() };
+    let placed: Placed | undefined;
     try {
-      created = await this.em.fork().transactional((em) =>
-        jobIds.map((id, i) => {
-          const own = filesOf.get(id)!;
-          const fileValues = Object.fromEntries(own.map((f) => [f.input, f.path]));
-          const job = em.create(Job, {
-            id,
-            service: manifest.key,
-            serviceVersion: manifest.version,
-            owner: em.getReference(User, owner.userId),
-            state: JobState.Queued,
-            inputs: { ...values, ...fileValues },
-            inputFiles: own,
-            progress: 0,
-            attempts: 0,
-            priority,
-            assignment: 0,
-            targetDeviceId: targets[i],
-            batchId,
-            tokenHash: hashSecret(tokens.get(id)!),
-            idempotencyKey: i === 0 ? idempotencyKey : undefined,
-            requestHash: i === 0 && idempotencyKey ? requestHash(parsed) : undefined,
-            createdAt: new Date(),
-            updatedAt: new Date(),
-          });
-          em.create(JobEvent, {
-            jobId: id,
-            state: JobState.Queued,
-            actor: owner.userId,
-            at: new Date(),
-            data: {
-              ownerId: owner.userId,
-              service: manifest.key,
-              serviceVersion: manifest.version,
-              deviceId: targets[i],
-              batchId,
-            },
-          });
-          this.audit.record(
-            {
-              actor: owner,
-              action: 'job.submit',
-              targetType: 'job',
-              targetId: id,
-              origin,
-              details: { service: manifest.key, device: targets[i], batchId },
-            },
-            em,
-          );
-          return job;
-        }),
-      );
+      placed = await this.store(newJobs, submitter);
     } catch (err) {
       for (const id of jobIds.slice(1)) {
         await this.storage.delete(`jobs/${id}/`);
@@ -351,11 +325,53 @@ export class JobsService {
       }
       throw err;
     }
-    this.scheduler.kick();
-    if (batchId) {
-      return { batchId, jobs: created.map((j) => toSubmittedDto(j, tokens.get(j.id))) };
+    const assigned = new Set<string>();
+    if (placed) {
+      placed.assigned.forEach((a) => assigned.add(a.jobId));
+      this.scheduler.placed(placed);
+    } else {
+      this.scheduler.kick();
     }
-    return toSubmittedDto(created[0], tokens.get(created[0].id));
+    const submitted = (job: NewJob) =>
+      toSubmittedDto(
+        {
+          id: job.id,
+          state: assigned.has(job.id) ? JobState.Assigned : JobState.Queued,
+          targetDeviceId: job.targetDeviceId,
+        },
+        tokens.get(job.id),
+      );
+    if (batchId) {
+      return { batchId, jobs: newJobs.map(submitted) };
+    }
+    return submitted(newJobs[0]);
+  }
+
+  /**
+   * Stores a submission's jobs and, unless another scheduling pass is under way, places them
+   * in the same transaction: a job that can start is handed over as soon as it is stored, with
+   * no pass of its own to wait for. A placement that fails (a deadlock with another writer,
+   * say) does not fail the submission: its jobs are stored again on their own, and the next
+   * pass places them.
+   */
+  private async store(jobs: NewJob[], submitter: Submitter): Promise<Placed | undefined> {
+    let placing = false;
+    try {
+      return await this.em.fork().transactional(async (em) => {
+        const locked = await em
+          .getRepository(Job)
+          .insertSubmitted(jobs, submitter, JobScheduler.TRY_LOCK);
+        placing = true;
+        return locked === true ? await this.scheduler.placeLocked(em) : undefined;
+      });
+    } catch (err) {
+      if (!placing) {
+        throw err;
+      }
+      this.logger.warn(`submission stored without placing it: ${(err as Error).message}`);
+      await this.em.fork().getRepository(Job).insertSubmitted(jobs, submitter);
+      return undefined;
+    }
   }
 
   private async copyFiles(files: ParsedSubmission['files'], from: string, to: string) {
@@ -387,11 +403,20 @@ export class JobsService {
     return this.em.fork().getRepository(Job).runTimeHistogram(bounds);
   }
 
-  async get(id: string, viewer: JobViewer): Promise<JobDto> {
+  /**
+   * The job's view if the viewer may see it (404 otherwise), lean and from memory when it can
+   * be: what clients poll and what an event stream starts from.
+   */
+  async visibleView(id: string, viewer: JobViewer): Promise<JobView> {
     const job = await this.views.read(id, () => this.em.getRepository(Job).findView(id));
     if (!job || !mayView(job, viewer)) {
       throw notVisible(id);
     }
+    return job;
+  }
+
+  async get(id: string, viewer: JobViewer): Promise<JobDto> {
+    const job = await this.visibleView(id, viewer);
     const dto = toJobDto(job);
     if (job.state === JobState.Queued) {
       // Why it waits is computed now: caps, devices and slots change by the second.

@@ -158,7 +158,7 @@ export class JobsWorker implements OnApplicationBootstrap, OnModuleDestroy {
         this.queues.serve(
           device.id,
           device.slots,
-          (job: BullJob<Run>) => this.execution.handle(job),
+          (job: BullJob<Run>) => this.execution.handle(job, device.runner),
           (job: BullJob<Run>, err: Error) => void this.execution.giveUp(job.data, err.message),
           device.runner === 'ssh' ? (job) => this.execution.cancelOnCluster(job.data) : undefined,
         );

@@ -8,11 +8,11 @@ import {
 import { isUUID } from 'class-validator';
 import type { Request } from 'express';
 import type { UserPrincipal } from '../common/principal';
-import type { Job } from './job.entity';
+import type { JobView } from './job.mapper';
 import { viewerOf } from './job-viewer.decorator';
 import { JobsService } from './jobs.service';
 
-type WithJob = Request & { user?: UserPrincipal; visibleJob?: Job };
+type WithJob = Request & { user?: UserPrincipal; visibleJob?: JobView };
 
 /**
  * Finds the job of an event stream, for its viewer, before the stream starts. With any
@@ -31,13 +31,13 @@ export class VisibleJobGuard implements CanActivate {
     if (typeof id !== 'string' || !isUUID(id)) {
       throw new BadRequestException('Validation failed (uuid is expected)');
     }
-    req.visibleJob = await this.jobs.visible(id, viewerOf(req));
+    req.visibleJob = await this.jobs.visibleView(id, viewerOf(req));
     return true;
   }
 }
 
 /** The job `VisibleJobGuard` found. */
 export const VisibleJob = createParamDecorator(
-  (_data: unknown, ctx: ExecutionContext): Job =>
+  (_data: unknown, ctx: ExecutionContext): JobView =>
     ctx.switchToHttp().getRequest<WithJob>().visibleJob!,
 );

@@ -182,7 +182,8 @@ describe('recovery: Redis keys lost while jobs are queued', () => {
         .set(alice)
         .send({ service: 'float-add', inputs: values })
         .expect(201);
-      expect(submitted.body.status).toBe('queued');
+      // Placed as it is stored when no other pass is under way, else by the next pass.
+      expect(['queued', 'assigned']).toContain(submitted.body.status);
       ids.push(submitted.body.id as string);
     }
     await waitUntil(

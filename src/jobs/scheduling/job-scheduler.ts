@@ -25,10 +25,52 @@ interface DeviceRow {
   services: string[];
   slots: number;
   active: string | number;
-  last_assigned_at: Date | null;
+  last_assigned_at: Date | string | null;
 }
 
 type Sql = <T extends object>(query: string, params?: unknown[]) => Promise<T[]>;
+
+interface InputRow {
+  waiting: Array<{
+    id: string;
+    owner_id: string;
+    service: string;
+    priority: number;
+    created_at: string;
+    target_device_id: string | null;
+  }> | null;
+  active: Array<{ owner_id: string; service: string; n: number }>;
+  served: Array<{ owner_id: string; at: string }>;
+  wake_at: Date | string | null;
+}
+
+/**
+ * What placement weighs, as select columns (InputRow): the waiting jobs (the heads of each
+ * owner's, service's and target's queue; only when `withWaiting`, a SQL condition, holds),
+ * the running counts per owner and service, when each owner was last served, and when the
+ * first job waiting out a retry backoff may run (a pass is set for then).
+ */
+function inputColumns(withWaiting: string): { sql: string; params: unknown[] } {
+  return {
+    sql: `case when ${withWaiting} then (select json_agg(w) from (
+              select id, owner_id, service, priority, created_at, target_device_id from (
+                select id, owner_id, service, priority, created_at, target_device_id,
+                       row_number() over (partition by owner_id, service, target_device_id
+                                          order by priority desc, created_at, id) as rank
+                  from job
+                 where state = ? and device_id is null
+                   and (not_before is null or not_before <= now())
+              ) heads where rank <= ? limit 20000) w) end as waiting,
+         (select coalesce(json_agg(a), '[]') from (
+            select owner_id, service, count(*)::int as n from job where state in ${ACTIVE}
+             group by owner_id, service) a) as active,
+         (select coalesce(json_agg(s), '[]') from (
+            select owner_id, max(assigned_at) as at from job
+             where assigned_at > now() - interval '1 day' group by owner_id) s) as served,
+         (select min(not_before) from job where state = ? and not_before > now()) as wake_at`,
+    params: [JobState.Queued, HEADS_PER_QUEUE, JobState.Queued],
+  };
+}
 
 interface Assigned {
   jobId: string;
@@ -36,6 +78,14 @@ interface Assigned {
   runner: DeviceRunner;
   assignment: number;
 }
+
+/** What a pass inside another transaction placed (see `JobScheduler.placeLocked`). */
+export interface Placed {
+  readonly assigned: readonly Assigned[];
+}
+
+/** The advisory lock that makes passes take turns, over all processes. */
+const LOCK = `hashtext('labgate.scheduler')`;
 
 /**
  * Places queued jobs on devices. One pass at a time over all processes (a PostgreSQL
@@ -48,6 +98,7 @@ interface Assigned {
 export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(JobScheduler.name);
   private running?: Promise<void>;
+  private readonly dispatching = new Set<Promise<void>>();
   private again = false;
   private timer?: NodeJS.Timeout;
   private wakeAt?: NodeJS.Timeout;
@@ -70,12 +121,12 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     this.kick();
   }
 
-  onModuleDestroy(): Promise<void> | undefined {
+  async onModuleDestroy(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.wakeAt);
     this.subscription?.unsubscribe();
-    return this.running;
+    await Promise.all([this.running, ...this.dispatching]);
   }
 
   /** Asks for a pass soon; passes asked for while one runs collapse into one more. */
@@ -115,38 +166,74 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     const assigned = await this.em.fork().transactional(async (em) => {
       const sql = <T extends object>(query: string, params: unknown[] = []) =>
         em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
-      await sql(`select pg_advisory_xact_lock(hashtext('labgate.scheduler'))`);
-      const devices = await this.freeDevices(sql);
-      if (devices.length === 0) {
-        return [];
-      }
-      const input = await this.inputFor(sql, devices, true);
-      if (input.waiting.length === 0) {
-        return [];
-      }
-      const placements = place(input);
-      const byId = new Map(devices.map((d) => [d.id, d]));
-      const now = new Date();
-      const done: Assigned[] = [];
-      for (const { jobId, deviceId } of placements) {
-        const device = byId.get(deviceId)!;
-        const assignment = await this.assign(sql, jobId, device, now);
-        if (assignment !== undefined) {
-          done.push({ jobId, deviceId, runner: device.runner, assignment });
-        }
-      }
-      return done;
+      await sql(`select pg_advisory_xact_lock(${LOCK})`);
+      return this.placeAll(sql);
     });
     await this.dispatch(assigned);
   }
 
   /**
-   * Enabled, live devices with a free slot, each with the jobs assigned to or running on it
-   * counted now; `device.active_jobs` (what listings show) is set to those counts on the way.
+   * Takes the scheduler's lock for the caller's transaction if no other pass holds it (true),
+   * without waiting: a SQL expression, for a statement the caller sends anyway.
    */
-  private freeDevices(sql: Sql): Promise<DeviceRow[]> {
+  static readonly TRY_LOCK = `pg_try_advisory_xact_lock(${LOCK})`;
+
+  /**
+   * A pass inside the caller's transaction (a submission's, before it commits), which holds
+   * TRY_LOCK: the new jobs are placed as they are stored, with no pass of their own to wait
+   * for. Hand what it returns to `placed()` once the transaction has committed.
+   */
+  async placeLocked(em: EntityManager): Promise<Placed> {
+    const sql = <T extends object>(query: string, params: unknown[] = []) =>
+      em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
+    return { assigned: await this.placeAll(sql) };
+  }
+
+  /**
+   * After the transaction of `placeLocked` committed: announces and hands over its placements
+   * (in the background; shutting down waits for it).
+   */
+  placed(placed: Placed): void {
+    if (placed.assigned.length === 0) {
+      return;
+    }
+    const dispatching: Promise<void> = this.dispatch(placed.assigned)
+      .catch((err: Error) => this.logger.warn(`placements not handed over: ${err.message}`))
+      .finally(() => this.dispatching.delete(dispatching));
+    this.dispatching.add(dispatching);
+  }
+
+  private async placeAll(sql: Sql): Promise<Assigned[]> {
+    const { devices, input } = await this.freeDevicesAndInput(sql);
+    if (devices.length === 0 || input.waiting.length === 0) {
+      return [];
+    }
+    const placements = place(input);
+    const byId = new Map(devices.map((d) => [d.id, d]));
+    const now = new Date();
+    const done: Assigned[] = [];
+    for (const { jobId, deviceId } of placements) {
+      const device = byId.get(deviceId)!;
+      const assignment = await this.assign(sql, jobId, device, now);
+      if (assignment !== undefined) {
+        done.push({ jobId, deviceId, runner: device.runner, assignment });
+      }
+    }
+    return done;
+  }
+
+  /**
+   * What a pass needs, in one statement: the enabled, live devices with a free slot, each with
+   * the jobs assigned to or running on it counted now (`device.active_jobs`, what listings
+   * show, is set to those counts on the way), and what placement weighs (`inputFor`; the
+   * waiting jobs only when a slot is free).
+   */
+  private async freeDevicesAndInput(
+    sql: Sql,
+  ): Promise<{ devices: DeviceRow[]; input: PlacementInput }> {
     const downAfter = `${Math.ceil(this.config.deviceDownAfterMs / 1000)} seconds`;
-    return sql<DeviceRow>(
+    const columns = inputColumns('exists (select 1 from free)');
+    const [row] = await sql<InputRow & { devices: DeviceRow[] }>(
       `with counts as (
          select d.id, count(j.id)::int as n
            from device d
@@ -154,15 +241,18 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
           group by d.id),
        fix as (
          update device d set active_jobs = c.n
-           from counts c where c.id = d.id and d.active_jobs <> c.n)
-       select d.id, d.name, d.runner, d.services, d.slots, c.n as active, d.last_assigned_at
-         from device d
-         join counts c on c.id = d.id
-        where d.admin_state = 'enabled'
-          and d.last_heartbeat_at > now() - ?::interval
-          and c.n < d.slots`,
-      [downAfter],
+           from counts c where c.id = d.id and d.active_jobs <> c.n),
+       free as (
+         select d.id, d.name, d.runner, d.services, d.slots, c.n as active, d.last_assigned_at
+           from device d
+           join counts c on c.id = d.id
+          where d.admin_state = 'enabled'
+            and d.last_heartbeat_at > now() - ?::interval
+            and c.n < d.slots)
+       select (select coalesce(json_agg(free), '[]') from free) as devices, ${columns.sql}`,
+      [downAfter, ...columns.params],
     );
+    return { devices: row.devices, input: this.toInput(row, row.devices) };
   }
 
   /**
@@ -219,53 +309,14 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     return row?.assignment;
   }
 
-  /**
-   * What placement weighs, in one statement: the waiting jobs (the heads of each owner's,
-   * service's and target's queue; only when `withWaiting`), the running counts per owner and
-   * service, when each owner was last served, and when the first job waiting out a retry
-   * backoff may run (a pass is set for then).
-   */
-  private async inputFor(
-    sql: Sql,
-    devices: DeviceRow[],
-    withWaiting: boolean,
-  ): Promise<PlacementInput> {
-    const [row] = await sql<{
-      waiting: Array<{
-        id: string;
-        owner_id: string;
-        service: string;
-        priority: number;
-        created_at: string;
-        target_device_id: string | null;
-      }> | null;
-      active: Array<{ owner_id: string; service: string; n: number }>;
-      served: Array<{ owner_id: string; at: string }>;
-      wake_at: Date | string | null;
-    }>(
-      `select
-         ${
-           withWaiting
-             ? `(select json_agg(w) from (
-                  select id, owner_id, service, priority, created_at, target_device_id from (
-                    select id, owner_id, service, priority, created_at, target_device_id,
-                           row_number() over (partition by owner_id, service, target_device_id
-                                              order by priority desc, created_at, id) as rank
-                      from job
-                     where state = ? and device_id is null
-                       and (not_before is null or not_before <= now())
-                  ) heads where rank <= ? limit 20000) w)`
-             : 'null'
-         } as waiting,
-         (select coalesce(json_agg(a), '[]') from (
-            select owner_id, service, count(*)::int as n from job where state in ${ACTIVE}
-             group by owner_id, service) a) as active,
-         (select coalesce(json_agg(s), '[]') from (
-            select owner_id, max(assigned_at) as at from job
-             where assigned_at > now() - interval '1 day' group by owner_id) s) as served,
-         ${withWaiting ? '(select min(not_before) from job where state = ? and not_before > now())' : 'null'} as wake_at`,
-      withWaiting ? [JobState.Queued, HEADS_PER_QUEUE, JobState.Queued] : [],
-    );
+  /** What placement weighs (see `inputColumns`), without the waiting jobs (`explain`). */
+  private async inputFor(sql: Sql): Promise<PlacementInput> {
+    const columns = inputColumns('false');
+    const [row] = await sql<InputRow>(`select ${columns.sql}`, columns.params);
+    return this.toInput(row, []);
+  }
+
+  private toInput(row: InputRow, devices: DeviceRow[]): PlacementInput {
     if (row.wake_at) {
       this.wakeAtTime(new Date(row.wake_at));
     }
@@ -308,7 +359,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     };
   }
 
-  private async dispatch(assigned: Assigned[]): Promise<void> {
+  private async dispatch(assigned: readonly Assigned[]): Promise<void> {
     jobsChanged(...assigned.map((a) => a.jobId));
     for (const a of assigned) {
       // Announced and handed over at once (publish is sent first): the hand-over is what the
@@ -345,7 +396,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
           and ${job.targetDeviceId ? 'id = ?' : `(jsonb_exists(services, ?) or jsonb_exists(services, '*'))`}`,
       [downAfter, job.targetDeviceId ?? job.service],
     );
-    const input = await this.inputFor(sql, [], false);
+    const input = await this.inputFor(sql);
     if (job.notBefore && job.notBefore.getTime() > Date.now()) {
       return `waiting to retry at ${job.notBefore.toISOString()}`;
     }
