@@ -8,6 +8,7 @@ import type { RequestOrigin } from '../common/auth.decorators';
 import { decodeCursor, encodeCursor } from '../common/pagination';
 import type { Role, UserPrincipal } from '../common/principal';
 import { ProblemException } from '../common/problem';
+import { usersChanged } from '../auth/signed-in-users';
 import { AdminUserDto, AdminUserPageDto, ListUsersQuery } from './dto/user.dto';
 
 /** Rows read per round when filtering by role, which is computed, not stored. */
@@ -63,9 +64,10 @@ export class AdminUsersService {
   }
 
   /**
-   * Blocks or unblocks a user. Nothing else is needed for "at once": every request loads its
-   * user (session, token or bearer) and refuses a blocked one. Sessions and tokens are kept,
-   * so that unblocking restores them.
+   * Blocks or unblocks a user, at once: every request loads its user (session, token or
+   * bearer; a bearer request's kept user is dropped here at once, elsewhere when PostgreSQL
+   * notifies) and refuses a blocked one. Sessions and tokens are kept, so that unblocking
+   * restores them.
    */
   async setBlocked(
     actor: UserPrincipal,
@@ -100,6 +102,7 @@ export class AdminUsersService {
       }
       return user;
     });
+    usersChanged(id);
     return this.withRoles(user);
   }
 

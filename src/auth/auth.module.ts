@@ -21,6 +21,7 @@ import { PersonalAccessToken } from './personal-access-token.entity';
 import { Session } from './session.entity';
 import { SessionsService } from './sessions.service';
 import { TokenVerifier } from './token-verifier';
+import { SignedInUsers } from './signed-in-users';
 import { User } from './user.entity';
 
 @Module({
@@ -37,6 +38,7 @@ import { User } from './user.entity';
     TokenVerifier,
     SessionsService,
     Authenticator,
+    SignedInUsers,
     LoginService,
     EntitlementRulesService,
     PassportRegistration,

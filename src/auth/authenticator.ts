@@ -8,6 +8,7 @@ import type { UserPrincipal } from '../common/principal';
 import { AppConfig } from '../config';
 import { OidcClient } from './oidc-client';
 import { Principals } from './principals';
+import { SignedInUsers } from './signed-in-users';
 import { SESSION_COOKIE, SessionsService } from './sessions.service';
 import { isJwt, TokenVerifier } from './token-verifier';
 import { PAT_PREFIX, TokensService } from './tokens.service';
@@ -60,6 +61,7 @@ export class Authenticator {
     private readonly tokens: TokensService,
     private readonly sessions: SessionsService,
     private readonly principals: Principals,
+    private readonly signedIn: SignedInUsers,
   ) {}
 
   async authenticate(req: Request): Promise<UserPrincipal | undefined> {
@@ -108,10 +110,9 @@ export class Authenticator {
     const identity = await this.identityFrom(token, claims);
     // Scripts never pass the login page: each use of an access token counts as a sign-in, so
     // that lastLoginAt shows who still uses labgate (the upsert writes the row anyway).
-    const { user, rules } = await this.em
-      .fork()
-      .getRepository(User)
-      .upsertIdentityWithRules(identity, true);
+    const { user, rules } = (await this.signedIn.read(identity, () =>
+      this.em.fork().getRepository(User).upsertIdentityWithRules(identity, true),
+    ))!;
     return this.principals.forUser(this.usable(user), 'bearer', {}, rules);
   }
 

@@ -4,6 +4,7 @@ import { AuditService } from '../audit/audit.service';
 import type { RequestOrigin } from '../common/auth.decorators';
 import type { UserPrincipal as Principal } from '../common/principal';
 import { CreateEntitlementRuleDto, EntitlementRuleDto } from './dto/entitlement-rule.dto';
+import { rulesChanged } from './signed-in-users';
 import { EntitlementRule } from './entitlement-rule.entity';
 
 @Injectable()
@@ -47,6 +48,7 @@ export class EntitlementRulesService {
         );
         return created;
       });
+      rulesChanged();
       return toDto(rule);
     } catch (err) {
       if (err instanceof UniqueConstraintViolationException) {
@@ -75,6 +77,7 @@ export class EntitlementRulesService {
         em,
       );
     });
+    rulesChanged();
   }
 }
 

@@ -2,6 +2,7 @@ import { Global, Logger, Module } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { AppConfig } from '../config';
+import { ChangeFeed } from './change-feed';
 import { MigrationRunner } from './migration-runner';
 import { mikroOrmOptions } from './mikro-orm-options';
 import { requestEntityManager } from './request-context';
@@ -30,7 +31,7 @@ const ormLogger = new Logger('MikroORM');
       },
     }),
   ],
-  providers: [MigrationRunner],
-  exports: [MigrationRunner],
+  providers: [MigrationRunner, ChangeFeed],
+  exports: [MigrationRunner, ChangeFeed],
 })
 export class DatabaseModule {}

@@ -119,7 +119,7 @@ describe('jobs: job views kept in memory, dropped on every change', () => {
     expect(await priorityOf(job)).toBe(0);
     const [killed] = await sql<{ done: boolean }>(
       `select pg_terminate_backend(pid) as done from pg_stat_activity
-        where application_name = 'labgate job view cache' and datname = current_database()`,
+        where application_name = 'labgate change feed' and datname = current_database()`,
     );
     expect(killed?.done).toBe(true);
     await eventually(() => !cache().active, 'the cache notices');
