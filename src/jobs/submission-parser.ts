@@ -6,7 +6,7 @@ import type { Request } from 'express';
 import { checkFileName, checkVolumeHeader } from '../catalog/input-validation';
 import type { InputSpec, ServiceManifest } from '../catalog/manifest';
 import { FieldError, ProblemException, validationProblem } from '../common/problem';
-import { BlobStorage, BlobTooLargeError } from '../storage/blob-storage';
+import { BlobStorage, BlobTooLargeError, STREAM_BUFFER } from '../storage/blob-storage';
 import type { StoredInputFile } from './job.entity';
 import { importPayload } from './payload-import';
 import type { PayloadLimits } from './payload/payload-unpacker';
@@ -62,6 +62,11 @@ function pipePart<T extends Writable>(part: Readable, target: T): T {
 /** Keeps the first bytes of a stream while passing everything through. */
 class HeadCapture extends Transform {
   head = Buffer.alloc(0);
+
+  constructor() {
+    super(STREAM_BUFFER);
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: () => void) {
     if (this.head.length < HEAD_BYTES) {
       this.head = Buffer.concat([this.head, chunk.subarray(0, HEAD_BYTES - this.head.length)]);
@@ -89,6 +94,8 @@ export async function parseMultipartSubmission(
         parser = busboy({
           headers: req.headers,
           limits: { fields: limits.maxFields, files: limits.maxFiles, fieldSize: 1024 * 1024 },
+          highWaterMark: STREAM_BUFFER.highWaterMark,
+          fileHwm: STREAM_BUFFER.highWaterMark,
         });
       } catch (err) {
         reject(

@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream';
 
+/**
+ * What each stage of a write buffers before it asks the one before to wait. Node's default
+ * (16 KiB) is smaller than one socket read (64 KiB): every chunk would stop the stream, and
+ * every chunk would be its own write(2). A MiB lets the file stream write several at once.
+ */
+export const STREAM_BUFFER = { highWaterMark: 1024 * 1024 } as const;
+
 export interface StoredBlob {
   key: string;
   size: number;

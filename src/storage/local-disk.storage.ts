@@ -14,7 +14,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertBlobKey, assertBlobPrefix } from './blob-key';
-import { BlobStorage, BlobTooLargeError, StoredBlob } from './blob-storage';
+import { BlobStorage, BlobTooLargeError, StoredBlob, STREAM_BUFFER } from './blob-storage';
 
 /** Temp files older than this were left by a crash, not by a write still in progress. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -71,6 +71,7 @@ export class LocalDiskStorage extends BlobStorage {
     const hash = createHash('sha256');
     let size = 0;
     const meter = new Transform({
+      ...STREAM_BUFFER,
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.length;
         if (maxBytes !== undefined && size > maxBytes) {
@@ -86,7 +87,11 @@ export class LocalDiskStorage extends BlobStorage {
       // `flush` fsyncs before close, so a rename never publishes data still in the page cache.
       // pipeline destroys every stream on the first error (source error, abort, too large) and
       // settles only once the file is closed, so the temp file can be removed right after.
-      await pipeline(source, meter, createWriteStream(temp, { flags: 'wx', flush: true }));
+      await pipeline(
+        source,
+        meter,
+        createWriteStream(temp, { flags: 'wx', flush: true, ...STREAM_BUFFER }),
+      );
       await mkdir(dirname(target), { recursive: true });
       await rename(temp, target);
     } catch (err) {
