@@ -60,15 +60,19 @@ describe('bearer requests: the signed-in user kept in memory', () => {
     }
   }
 
-  it('answers from memory, and refuses a user blocked elsewhere once PostgreSQL notifies', async () => {
-    const { headers, id } = await keptUser('kept-1');
-    // Blocked with no notification: the kept row still answers (this is what memory serves).
-    await withoutTrigger(
+  /** Blocks a user with nothing notified: only a read of PostgreSQL sees it. */
+  const blockUnnotified = (id: string) =>
+    withoutTrigger(
       'app_user',
       'app_user_changed_notify',
       `update app_user set blocked = true where id = $1`,
       [id],
     );
+
+  it('answers from memory, and refuses a user blocked elsewhere once PostgreSQL notifies', async () => {
+    const { headers, id } = await keptUser('kept-1');
+    // Blocked with no notification: the kept row still answers (this is what memory serves).
+    await blockUnnotified(id);
     await me(headers).expect(200);
     // The same change, notified: refused once the notification is in.
     await db.query(`update app_user set blocked = true where id = $1`, [id]);
@@ -122,12 +126,7 @@ describe('bearer requests: the signed-in user kept in memory', () => {
     expect(killed?.done).toBe(true);
     await waitUntil('the feed to be lost', () => Promise.resolve(!app.app.get(ChangeFeed).active));
     // Nothing kept is trusted: a change nobody notified is seen at once.
-    await withoutTrigger(
-      'app_user',
-      'app_user_changed_notify',
-      `update app_user set blocked = true where id = $1`,
-      [id],
-    );
+    await blockUnnotified(id);
     await me(headers).expect(401);
     await db.query(`update app_user set blocked = false where id = $1`, [id]);
     await waitUntil('the feed to listen again', async () => {
