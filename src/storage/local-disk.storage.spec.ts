@@ -259,4 +259,32 @@ describe(LocalDiskStorage.name, () => {
     expect(furthestAhead).toBeGreaterThan(0);
     expect(furthestAhead).toBeLessThanOrEqual(8 * chunkSize);
   });
+
+  it('stores a write that is synced to disk as it goes (past 64 MiB) whole and in order', async () => {
+    const total = 150 * 1024 * 1024 + 123;
+    const sent = createHash('sha256');
+    let produced = 0;
+    let n = 0;
+    const source = new Readable({
+      read() {
+        if (produced >= total) {
+          this.push(null);
+          return;
+        }
+        const part = Buffer.alloc(Math.min(256 * 1024 + 13, total - produced), n++ % 251);
+        produced += part.length;
+        sent.update(part);
+        this.push(part);
+      },
+    });
+    const stored = await storage.write('synced.bin', source);
+    const digest = sent.digest('hex');
+    expect(stored).toEqual({ key: 'synced.bin', size: total, sha256: digest });
+    const onDisk = createHash('sha256');
+    for await (const chunk of storage.read('synced.bin')) {
+      onDisk.update(chunk as Buffer);
+    }
+    expect(onDisk.digest('hex')).toBe(digest);
+    expect(readdirSync(join(root, '.tmp'))).toEqual([]);
+  });
 });

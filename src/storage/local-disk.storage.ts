@@ -3,6 +3,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   createReadStream,
   createWriteStream,
+  fdatasync,
+  type WriteStream,
   mkdirSync,
   readdirSync,
   rmSync,
@@ -15,6 +17,45 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertBlobKey, assertBlobPrefix } from './blob-key';
 import { BlobStorage, BlobTooLargeError, StoredBlob, STREAM_BUFFER } from './blob-storage';
+
+/** A large write is synced every this many bytes as it goes. */
+const SYNC_EVERY = 64 * 1024 * 1024;
+
+/**
+ * Sends a large file's written data to disk while more of it arrives (fdatasync every
+ * SYNC_EVERY bytes, one at a time), so that the fsync before the rename finds little left to
+ * do: without it the whole file waits in the page cache for that fsync, seconds for a GiB.
+ * A failed sync fails the write (its error would not be reported again to the final fsync).
+ */
+class SyncAsItGoes {
+  private syncedAt = 0;
+  private syncing?: Promise<void>;
+  private failure?: Error;
+
+  constructor(private readonly file: WriteStream) {}
+
+  /** `size` bytes have gone to the file stream; the error of a sync that failed, if any. */
+  written(size: number): Error | undefined {
+    const fd = (this.file as unknown as { fd: number | null }).fd;
+    if (!this.failure && !this.syncing && fd !== null && size - this.syncedAt >= SYNC_EVERY) {
+      this.syncedAt = size;
+      this.syncing = new Promise<void>((resolve) =>
+        fdatasync(fd, (err) => {
+          this.failure ??= err ?? undefined;
+          this.syncing = undefined;
+          resolve();
+        }),
+      );
+    }
+    return this.failure;
+  }
+
+  /** Once no sync is under way (the file may be closed): a failed sync's error, if any. */
+  async done(): Promise<Error | undefined> {
+    await this.syncing;
+    return this.failure;
+  }
+}
 
 /** Temp files older than this were left by a crash, not by a write still in progress. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -70,6 +111,8 @@ export class LocalDiskStorage extends BlobStorage {
     const temp = join(this.tempDir, `${randomUUID()}.${process.pid}.${HOST}.part`);
     const hash = createHash('sha256');
     let size = 0;
+    const file = createWriteStream(temp, { flags: 'wx', flush: true, ...STREAM_BUFFER });
+    const syncs = new SyncAsItGoes(file);
     const meter = new Transform({
       ...STREAM_BUFFER,
       transform(chunk: Buffer, _encoding, callback) {
@@ -79,7 +122,10 @@ export class LocalDiskStorage extends BlobStorage {
           return;
         }
         hash.update(chunk);
-        callback(null, chunk);
+        callback(syncs.written(size), chunk);
+      },
+      flush(callback) {
+        void syncs.done().then(callback);
       },
     });
 
@@ -87,11 +133,7 @@ export class LocalDiskStorage extends BlobStorage {
       // `flush` fsyncs before close, so a rename never publishes data still in the page cache.
       // pipeline destroys every stream on the first error (source error, abort, too large) and
       // settles only once the file is closed, so the temp file can be removed right after.
-      await pipeline(
-        source,
-        meter,
-        createWriteStream(temp, { flags: 'wx', flush: true, ...STREAM_BUFFER }),
-      );
+      await pipeline(source, meter, file);
       await mkdir(dirname(target), { recursive: true });
       await rename(temp, target);
     } catch (err) {
