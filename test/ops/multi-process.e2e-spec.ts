@@ -1,13 +1,15 @@
 import { join } from 'node:path';
 import { checkInvariants } from '../support/chaos/invariants';
-import { ApiProcess, Installation, submit, within } from '../support/chaos/installation';
+import { ApiProcess, call, Installation, submit, within } from '../support/chaos/installation';
 import { addTallyService, ledgerCounts, TALLY } from '../support/chaos/services';
 import { readEvents, SseEvent } from '../support/jobs';
 import type { LabgateProcess } from '../support/labgate-process';
+import { waitUntil } from '../support/recovery';
 
 const JOBS = 200;
 /** Submissions in flight at once (alternating between the two APIs). */
 const PARALLEL = 8;
+const ADMIN = 'urn:mace:labgate.test:multi-process-admin';
 
 describe('several API and worker processes on one PostgreSQL and one Redis', () => {
   let lab: Installation;
@@ -18,7 +20,7 @@ describe('several API and worker processes on one PostgreSQL and one Redis', () 
   beforeAll(async () => {
     lab = await Installation.create({
       // Four slots on the workers' `local` device: both workers take from its queue.
-      env: { WORKER_CONCURRENCY: '4' },
+      env: { WORKER_CONCURRENCY: '4', ADMIN_ENTITLEMENTS: ADMIN },
       services: (dir) => {
         ledger = join(dir, 'ledger.txt');
         addTallyService(dir, ledger);
@@ -106,4 +108,25 @@ describe('several API and worker processes on one PostgreSQL and one Redis', () 
     expect(census.byState).toEqual({ succeeded: JOBS });
     expect(census.blobs).toMatchObject({ result: JOBS, archive: JOBS });
   }, 150_000);
+
+  it('refuses on every API a user an admin blocked on one, though each kept the user in memory', async () => {
+    const admin = await lab.user('root', [ADMIN]);
+    const bob = await lab.user('bob');
+    const me = (api: ApiProcess) => call(api, 'GET', '/api/v1/me', bob);
+    // Twice on each API: the second answer comes from the user kept there.
+    for (const api of [...apis, ...apis]) {
+      expect((await me(api)).status).toBe(200);
+    }
+    const id = (await me(apis[0])).body.id as string;
+    const blocked = await call(apis[0], 'PATCH', `/api/v1/admin/users/${id}`, admin, {
+      blocked: true,
+    });
+    expect(blocked.status).toBe(200);
+    // At once on the API that blocked him; on the other once PostgreSQL has notified it,
+    // well before the minute a kept user may otherwise last.
+    expect((await me(apis[0])).status).toBe(401);
+    await waitUntil('the other API to refuse him', async () => (await me(apis[1])).status === 401, {
+      timeoutMs: 5_000,
+    });
+  });
 });
