@@ -110,9 +110,9 @@ export class Authenticator {
     const identity = await this.identityFrom(token, claims);
     // Scripts never pass the login page: each use of an access token counts as a sign-in, so
     // that lastLoginAt shows who still uses labgate (the upsert writes the row anyway).
-    const { user, rules } = (await this.signedIn.read(identity, () =>
+    const { user, rules } = await this.signedIn.read(identity, () =>
       this.em.fork().getRepository(User).upsertIdentityWithRules(identity, true),
-    ))!;
+    );
     return this.principals.forUser(this.usable(user), 'bearer', {}, rules);
   }
 

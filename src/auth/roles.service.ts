@@ -14,7 +14,8 @@ export class RolesService {
 
   /**
    * Rules are read at every check, so that an admin's change applies to the next request;
-   * `rules` are ones the caller has just read (with the user's row, say).
+   * `rules` are ones the caller read itself (with a bearer user's row, kept on the
+   * ChangeFeed's word: SignedInUsers).
    */
   async rolesFor(entitlements: string[], rules?: RoleSources['rules']): Promise<Role[]> {
     if (rules) {

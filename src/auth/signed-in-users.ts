@@ -1,5 +1,5 @@
-import { Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { ChangeChannel, ChangeFeed, NotifiedCache } from '../database/change-feed';
+import { Injectable } from '@nestjs/common';
+import { ChangeChannel, ChangeFeed, changedHere, NotifiedCache } from '../database/change-feed';
 import type { User } from './user.entity';
 import { LOGIN_REFRESH_SECONDS, type IdentityClaims, type RoleRules } from './user.repository';
 
@@ -11,16 +11,14 @@ export interface SignedIn {
   rules: RoleRules;
 }
 
-const caches = new Set<SignedInUsers>();
-
-/** This process has just committed a change to these users: every cache drops them now. */
+/** This process has just committed a change to these users: they are dropped now. */
 export function usersChanged(...ids: string[]): void {
-  caches.forEach((cache) => ids.forEach((id) => cache.userChanged(id)));
+  changedHere(ChangeChannel.User, ...ids);
 }
 
 /** This process has just committed a change to the entitlement rules. */
 export function rulesChanged(): void {
-  caches.forEach((cache) => cache.rulesChanged());
+  changedHere(ChangeChannel.Rules, '');
 }
 
 /**
@@ -34,7 +32,7 @@ export function rulesChanged(): void {
  * the change (`usersChanged`, `rulesChanged`).
  */
 @Injectable()
-export class SignedInUsers implements OnApplicationShutdown {
+export class SignedInUsers {
   private readonly kept: NotifiedCache<SignedIn>;
   /** The key each kept user's id is kept under. */
   private readonly keys = new Map<string, string>();
@@ -44,11 +42,10 @@ export class SignedInUsers implements OnApplicationShutdown {
     feed.on(ChangeChannel.User, (id) => this.userChanged(id));
     feed.on(ChangeChannel.Rules, () => this.rulesChanged());
     feed.onLost(() => this.keys.clear());
-    caches.add(this);
   }
 
   /** The signed-in user for these claims: from memory, else from `load` (and kept). */
-  async read(claims: IdentityClaims, load: () => Promise<SignedIn>): Promise<SignedIn | undefined> {
+  async read(claims: IdentityClaims, load: () => Promise<SignedIn>): Promise<SignedIn> {
     const key = `${claims.issuer}\n${claims.subject}`;
     const found = await this.kept.read(
       key,
@@ -59,10 +56,10 @@ export class SignedInUsers implements OnApplicationShutdown {
       },
       ({ user }) => answersFor(user, claims),
     );
-    return found;
+    return found!; // `load` always answers
   }
 
-  userChanged(id: string): void {
+  private userChanged(id: string): void {
     const key = this.keys.get(id);
     if (key !== undefined) {
       this.keys.delete(id);
@@ -73,14 +70,9 @@ export class SignedInUsers implements OnApplicationShutdown {
     }
   }
 
-  rulesChanged(): void {
+  private rulesChanged(): void {
     this.kept.clear();
     this.keys.clear();
-  }
-
-  onApplicationShutdown(): void {
-    caches.delete(this);
-    this.rulesChanged();
   }
 }
 

@@ -35,12 +35,13 @@ type Claims = JWTPayload & { sub: string };
  *
  * A script sends the same token with every call: a token verified in the last minute is taken
  * again without checking its signature (its bytes are what was verified), until its `exp`
- * (with the clock skew allowed) at the latest. Only what a repeated check would answer the
- * same is skipped: a key the provider withdraws stops working within a minute.
+ * (with the clock skew allowed) at the latest. A repeated check within the minute would
+ * answer the same anyway: jose keeps the provider's key set for longer than that.
  */
 @Injectable()
 export class TokenVerifier {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+  private readonly verified = new Map<string, { claims: Claims; until: number }>();
 
   constructor(
     private readonly oidc: OidcClient,
@@ -52,8 +53,6 @@ export class TokenVerifier {
     }
     this.jwks = createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: 10_000 });
   }
-
-  private readonly verified = new Map<string, { claims: Claims; until: number }>();
 
   async verify(token: string): Promise<Claims> {
     const key = createHash('sha256').update(token).digest('base64');

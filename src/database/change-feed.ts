@@ -18,6 +18,19 @@ export enum ChangeChannel {
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
 
+const feeds = new Set<ChangeFeed>();
+
+/**
+ * This process has just committed these changes: every feed of the process hands them to its
+ * handlers now, so that the caller's next request sees its own change without waiting for
+ * PostgreSQL's notification (which brings it to every other process).
+ */
+export function changedHere(channel: ChangeChannel, ...payloads: string[]): void {
+  for (const feed of feeds) {
+    payloads.forEach((payload) => feed.deliver(channel, payload));
+  }
+}
+
 /**
  * One LISTEN connection per process for every ChangeChannel, opened when a cache first asks
  * (`active`). What is kept in memory on its word is trusted only while it is up: losing it
@@ -37,7 +50,9 @@ export class ChangeFeed implements OnApplicationShutdown {
   /** Bumped whenever notifications may have been missed. */
   epoch = 0;
 
-  constructor(private readonly config: AppConfig) {}
+  constructor(private readonly config: AppConfig) {
+    feeds.add(this);
+  }
 
   get enabled(): boolean {
     return !this.config.database.embedded;
@@ -54,6 +69,13 @@ export class ChangeFeed implements OnApplicationShutdown {
   /** Calls `handle` with the payload of each notification on `channel`. */
   on(channel: ChangeChannel, handle: (payload: string) => void): void {
     this.handlers.set(channel, [...(this.handlers.get(channel) ?? []), handle]);
+  }
+
+  /** Hands a change to the handlers of its channel (a notification, or `changedHere`). */
+  deliver(channel: ChangeChannel, payload: string): void {
+    for (const handle of this.handlers.get(channel) ?? []) {
+      handle(payload);
+    }
   }
 
   /** Calls `handle` when notifications may have been missed (the connection was lost). */
@@ -74,11 +96,9 @@ export class ChangeFeed implements OnApplicationShutdown {
       keepAliveInitialDelayMillis: 10_000,
     });
     this.listener = client;
-    client.on('notification', (message) => {
-      for (const handle of this.handlers.get(message.channel as ChangeChannel) ?? []) {
-        handle(message.payload ?? '');
-      }
-    });
+    client.on('notification', (message) =>
+      this.deliver(message.channel as ChangeChannel, message.payload ?? ''),
+    );
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
     client
@@ -123,6 +143,7 @@ export class ChangeFeed implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    feeds.delete(this);
     this.state = 'closed';
     clearTimeout(this.retry);
     await this.listener?.end().catch(() => {});

@@ -1,23 +1,13 @@
-import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config';
-import { ChangeChannel, ChangeFeed, NotifiedCache } from '../database/change-feed';
+import { ChangeChannel, ChangeFeed, changedHere, NotifiedCache } from '../database/change-feed';
 
 /** A view older than this is read again even if no change was notified (a safety net). */
 export const JOB_VIEW_MAX_AGE_MS = 30_000;
 
-const caches = new Set<JobViewCache>();
-
-/**
- * This process has just committed a change to these jobs: their views go from every cache of
- * the process at once, so that the caller's next read sees its own change without waiting for
- * PostgreSQL's notification (which drops them in every other process).
- */
+/** This process has just committed a change to these jobs: their views go at once. */
 export function jobsChanged(...ids: string[]): void {
-  for (const cache of caches) {
-    for (const id of ids) {
-      cache.invalidate(id);
-    }
-  }
+  changedHere(ChangeChannel.Job, ...ids);
 }
 
 /**
@@ -28,13 +18,12 @@ export function jobsChanged(...ids: string[]): void {
  * first read; workers never do. Off with the embedded database or JOB_VIEW_CACHE_SIZE=0.
  */
 @Injectable()
-export class JobViewCache<V extends object = object> implements OnApplicationShutdown {
+export class JobViewCache<V extends object = object> {
   private readonly views: NotifiedCache<V>;
 
   constructor(config: AppConfig, feed: ChangeFeed) {
     this.views = new NotifiedCache<V>(feed, config.jobViewCacheSize, JOB_VIEW_MAX_AGE_MS);
     feed.on(ChangeChannel.Job, (id) => this.invalidate(id));
-    caches.add(this);
   }
 
   /** Whether views are served from memory now (the LISTEN connection is up). */
@@ -49,10 +38,5 @@ export class JobViewCache<V extends object = object> implements OnApplicationShu
 
   invalidate(id: string): void {
     this.views.invalidate(id);
-  }
-
-  onApplicationShutdown(): void {
-    caches.delete(this);
-    this.views.clear();
   }
 }

@@ -327,7 +327,7 @@ export class JobsService {
     }
     const assigned = new Set<string>();
     if (placed) {
-      placed.assigned.forEach((a) => assigned.add(a.jobId));
+      placed.forEach((a) => assigned.add(a.jobId));
       this.scheduler.placed(placed);
     } else {
       this.scheduler.kick();

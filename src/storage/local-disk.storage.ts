@@ -50,7 +50,7 @@ class SyncAsItGoes {
     return this.failure;
   }
 
-  /** Once no sync is under way (the file may be closed): a failed sync's error, if any. */
+  /** Once no sync is under way (before the file stream ends): a failed sync's error, if any. */
   async done(): Promise<Error | undefined> {
     await this.syncing;
     return this.failure;

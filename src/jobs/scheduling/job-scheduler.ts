@@ -30,6 +30,12 @@ interface DeviceRow {
 
 type Sql = <T extends object>(query: string, params?: unknown[]) => Promise<T[]>;
 
+/** Raw statements on `em`'s connection, in its transaction if it has one. */
+const sqlIn =
+  (em: EntityManager): Sql =>
+  <T extends object>(query: string, params: unknown[] = []) =>
+    em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
+
 interface InputRow {
   waiting: Array<{
     id: string;
@@ -80,9 +86,7 @@ interface Assigned {
 }
 
 /** What a pass inside another transaction placed (see `JobScheduler.placeLocked`). */
-export interface Placed {
-  readonly assigned: readonly Assigned[];
-}
+export type Placed = readonly Assigned[];
 
 /** The advisory lock that makes passes take turns, over all processes. */
 const LOCK = `hashtext('labgate.scheduler')`;
@@ -164,8 +168,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
     // Few statements, each doing what it can: a pass runs after every submission and between
     // a submission and its program starting, so each round trip is latency.
     const assigned = await this.em.fork().transactional(async (em) => {
-      const sql = <T extends object>(query: string, params: unknown[] = []) =>
-        em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
+      const sql = sqlIn(em);
       await sql(`select pg_advisory_xact_lock(${LOCK})`);
       return this.placeAll(sql);
     });
@@ -183,10 +186,8 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
    * TRY_LOCK: the new jobs are placed as they are stored, with no pass of their own to wait
    * for. Hand what it returns to `placed()` once the transaction has committed.
    */
-  async placeLocked(em: EntityManager): Promise<Placed> {
-    const sql = <T extends object>(query: string, params: unknown[] = []) =>
-      em.getConnection().execute<T[]>(query, params, 'all', em.getTransactionContext());
-    return { assigned: await this.placeAll(sql) };
+  placeLocked(em: EntityManager): Promise<Placed> {
+    return this.placeAll(sqlIn(em));
   }
 
   /**
@@ -194,10 +195,10 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
    * (in the background; shutting down waits for it).
    */
   placed(placed: Placed): void {
-    if (placed.assigned.length === 0) {
+    if (placed.length === 0) {
       return;
     }
-    const dispatching: Promise<void> = this.dispatch(placed.assigned)
+    const dispatching: Promise<void> = this.dispatch(placed)
       .catch((err: Error) => this.logger.warn(`placements not handed over: ${err.message}`))
       .finally(() => this.dispatching.delete(dispatching));
     this.dispatching.add(dispatching);
@@ -386,9 +387,7 @@ export class JobScheduler implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Why a queued job is still waiting, computed now (never a stale stored reason). */
   async explain(job: JobView): Promise<string> {
-    const em = this.em.fork();
-    const sql = <T extends object>(query: string, params: unknown[] = []) =>
-      em.getConnection().execute<T[]>(query, params, 'all');
+    const sql = sqlIn(this.em.fork());
     const downAfter = `${Math.ceil(this.config.deviceDownAfterMs / 1000)} seconds`;
     const [eligible] = await sql<{ n: number }>(
       `select count(*)::int as n from device
