@@ -9,7 +9,9 @@
  * - latency: submit→running with an idle worker, one job at a time. Target p50 < 20 ms.
  * - upload: a large file streamed as multipart to an API child process, against `cat` of the
  *   same file into the storage dir; the API's RSS growth meanwhile. Targets ≥ 50% of `cat`,
- *   RSS growth < 64 MiB.
+ *   RSS growth < 64 MiB. Also against the same body sent to bare node:http servers that drop
+ *   it or write it to a file: what the transport, and any Node server that keeps an upload,
+ *   reach on this machine.
  *
  *   npm run bench -- --only submit [--jobs 200] [--upload-mb 1024] [--sections latency,upload]
  *   npx ts-node --transpile-only bench/submit.ts --jobs 50 --upload-mb 100
@@ -403,10 +405,26 @@ async function latencyBench(
   );
 }
 
-/** A bare node:http server (argv[1]: port) that reads and drops every request body. */
-const DISCARD_SERVER = `require('node:http')
-  .createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')); })
-  .listen(Number(process.argv[1]), '127.0.0.1', () => console.log('ready'));`;
+/**
+ * A bare node:http server (argv[1]: port) that reads and drops every request body, or, given a
+ * directory (argv[2]), streams each body into a new file there (no parsing, no hash, no fsync;
+ * the 1 MiB stream buffer of labgate's storage, which here doubles what Node's default 16 KiB
+ * reaches) and removes it once answered: the least any Node server that stores an upload does.
+ */
+const BARE_SERVER = `const [port, dir] = process.argv.slice(1);
+  const { createWriteStream, rmSync } = require('node:fs');
+  const { pipeline } = require('node:stream');
+  let n = 0;
+  require('node:http')
+    .createServer((req, res) => {
+      if (!dir) { req.resume(); req.on('end', () => res.end('{}')); return; }
+      const path = require('node:path').join(dir, 'bench-bare-' + process.pid + '-' + n++);
+      pipeline(req, createWriteStream(path, { highWaterMark: 1024 * 1024 }), (err) => {
+        res.end(err ? '{"error":true}' : '{}');
+        rmSync(path, { force: true });
+      });
+    })
+    .listen(Number(port), '127.0.0.1', () => console.log('ready'));`;
 
 /** A file of `bytes` on disk, written in 1 MiB chunks of random bytes (each chunk numbered). */
 function writeUploadFile(path: string, bytes: number) {
@@ -463,34 +481,45 @@ async function uploadBench(flags: BenchFlags, cleanup: Cleanup, report: BenchRep
   log(`cat into the storage dir: ${fixed(cat)} MiB/s; with fsync: ${fixed(catFsync)} MiB/s`);
 
   // The transport's ceiling: the same client and body to a bare node:http server that discards
-  // it (a child process, as the API is), best of two.
-  const sinkPort = await freePort();
-  const sink = spawn(process.execPath, ['-e', DISCARD_SERVER, String(sinkPort)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanup.add('discard server', () => sink.kill());
-  await new Promise((resolve, reject) => {
-    sink.stdout.once('data', resolve);
-    sink.once('exit', (code) => reject(new Error(`discard server exited ${code}`)));
-  });
-  const sendToSink = async () => {
-    const res = await postMultipartFileFromChild(
-      `http://127.0.0.1:${sinkPort}/`,
-      {},
-      { service: 'x' },
-      {
-        field: 'file',
-        path: file,
-      },
+  // it (a child process, as the API is), best of two; then to one that writes it to a file in
+  // the storage dir, the ceiling of any Node server that keeps the upload.
+  const bareServer = async (storeIn?: string) => {
+    const port = await freePort();
+    const server = spawn(
+      process.execPath,
+      ['-e', BARE_SERVER, String(port), ...(storeIn ? [storeIn] : [])],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    if (res.status !== 200) {
-      throw new Error(`discard server answered ${res.status}`);
+    cleanup.add('bare node:http server', () => server.kill());
+    await new Promise((resolve, reject) => {
+      server.stdout.once('data', resolve);
+      server.once('exit', (code) => reject(new Error(`bare server exited ${code}`)));
+    });
+    const send = async () => {
+      const res = await postMultipartFileFromChild(
+        `http://127.0.0.1:${port}/`,
+        {},
+        { service: 'x' },
+        { field: 'file', path: file },
+      );
+      if (res.status !== 200 || res.body.error) {
+        throw new Error(`bare server answered ${res.status} ${JSON.stringify(res.body)}`);
+      }
+      await run('sync', []);
+      return bytes / MiB / res.seconds;
+    };
+    try {
+      return Math.max(await send(), await send());
+    } finally {
+      server.kill();
     }
-    return bytes / MiB / res.seconds;
   };
-  const httpCeiling = Math.max(await sendToSink(), await sendToSink());
-  sink.kill();
+  const httpCeiling = await bareServer();
   log(`same body to a bare node:http server that discards it: ${fixed(httpCeiling)} MiB/s`);
+  const storeCeiling = await bareServer(storageDir);
+  log(
+    `same body to a bare node:http server that writes it to a file: ${fixed(storeCeiling)} MiB/s`,
+  );
 
   // Warm up the upload path (and whatever it loads lazily) with a small file first.
   const small = join(tmpdir(), `labgate-bench-small-${hex()}.bin`);
@@ -563,6 +592,7 @@ async function uploadBench(flags: BenchFlags, cleanup: Cleanup, report: BenchRep
   report.values.catMiBps = cat;
   report.values.catFsyncMiBps = catFsync;
   report.values.httpCeilingMiBps = httpCeiling;
+  report.values.storeCeilingMiBps = storeCeiling;
   report.values.uploadRssGrowthMiB = growth / MiB;
   report.measures.push(
     {
@@ -585,6 +615,20 @@ async function uploadBench(flags: BenchFlags, cleanup: Cleanup, report: BenchRep
       figure: `${fixed(mibps)} MiB/s`,
       baseline: `same client and body to a discarding server: ${fixed(httpCeiling)} MiB/s`,
       ratio: percent(mibps / httpCeiling),
+    },
+    {
+      measure:
+        'Upload: the same, against a bare node:http server that writes the body to a file in the storage dir (no parsing, hash or fsync)',
+      figure: `${fixed(mibps)} MiB/s`,
+      baseline: `same client and body, written to a file: ${fixed(storeCeiling)} MiB/s`,
+      ratio: percent(mibps / storeCeiling),
+    },
+    {
+      measure:
+        'Upload ceiling: that bare storing server against cat (what the target asks of any Node server on this machine)',
+      figure: `${fixed(storeCeiling)} MiB/s`,
+      baseline: `cat of the same file into the storage dir: ${fixed(cat)} MiB/s`,
+      ratio: percent(storeCeiling / cat),
     },
     {
       measure: 'Upload: API peak RSS growth during the upload',
