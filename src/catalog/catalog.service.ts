@@ -6,12 +6,23 @@ import type { RequestOrigin } from '../common/auth.decorators';
 import { hasRole, type UserPrincipal as Principal } from '../common/principal';
 import { quoteInput } from '../common/caller-input';
 import { ProblemException } from '../common/problem';
+import { ChangeChannel, ChangeFeed, changedHere, NotifiedCache } from '../database/change-feed';
 import { ServiceDto, toServiceDto } from './dto/service.dto';
 import type { ServiceManifest } from './manifest';
 import { ServiceState } from './service-state.entity';
 
 /** The manifests loaded at boot (see CatalogModule). */
 export const SERVICE_MANIFESTS = Symbol('SERVICE_MANIFESTS');
+
+/** What admins set on a service (`service_state`; no row: enabled, the manifest's priority). */
+interface ServiceSettings {
+  enabled: boolean;
+  priority?: number | null;
+}
+
+/** Kept settings are read again after this long, whatever the feed says. */
+const SETTINGS_MAX_AGE_MS = 60_000;
+const SETTINGS_KEPT = 1_000;
 
 /**
  * The compute services: manifests from SERVICES_DIR (fixed for the life of the process) plus
@@ -20,13 +31,22 @@ export const SERVICE_MANIFESTS = Symbol('SERVICE_MANIFESTS');
 @Injectable()
 export class CatalogService {
   private readonly byKey: ReadonlyMap<string, ServiceManifest>;
+  /**
+   * Each service's settings, which every submission checks, kept in memory on the ChangeFeed's
+   * word: `service_state`'s trigger notifies every change (Migration20261208020000), and this
+   * process drops them at once when it makes one (`update`).
+   */
+  private readonly settings: NotifiedCache<ServiceSettings>;
 
   constructor(
     @Inject(SERVICE_MANIFESTS) private readonly manifests: readonly ServiceManifest[],
     private readonly em: EntityManager,
     private readonly audit: AuditService,
+    feed: ChangeFeed,
   ) {
     this.byKey = new Map(manifests.map((m) => [m.key, m]));
+    this.settings = new NotifiedCache<ServiceSettings>(feed, SETTINGS_KEPT, SETTINGS_MAX_AGE_MS);
+    feed.on(ChangeChannel.ServiceState, () => this.settings.clear());
   }
 
   all(): ServiceManifest[] {
@@ -48,25 +68,19 @@ export class CatalogService {
 
   /**
    * The manifest of a service the caller may submit to now. Unknown and not entitled answer
-   * the same 404, so that a service's existence does not leak; disabled is a 409. Pass the
-   * EntityManager of your transaction or job fork when outside a request.
+   * the same 404, so that a service's existence does not leak; disabled is a 409.
    */
-  async requireUsable(
-    key: string,
-    principal: Principal,
-    em: EntityManager = this.em,
-  ): Promise<ServiceManifest> {
-    return (await this.usable(key, principal, em)).manifest;
+  async requireUsable(key: string, principal: Principal): Promise<ServiceManifest> {
+    return (await this.usable(key, principal)).manifest;
   }
 
   /** requireUsable, with the priority of the service's new jobs from the same read. */
   async usable(
     key: string,
     principal: Principal,
-    em: EntityManager = this.em,
   ): Promise<{ manifest: ServiceManifest; priority: number }> {
     const manifest = this.visible(key, principal);
-    const state = await em.getRepository(ServiceState).current(key);
+    const state = await this.settingsOf(key);
     if (!state.enabled) {
       throw new ProblemException(
         HttpStatus.CONFLICT,
@@ -95,8 +109,8 @@ export class CatalogService {
   }
 
   /** The priority of a service's new jobs: an admin's override, else the manifest's. */
-  async priorityOf(manifest: ServiceManifest, em: EntityManager = this.em): Promise<number> {
-    const state = await em.getRepository(ServiceState).current(manifest.key);
+  async priorityOf(manifest: ServiceManifest): Promise<number> {
+    const state = await this.settingsOf(manifest.key);
     return state.priority ?? manifest.priority;
   }
 
@@ -134,6 +148,8 @@ export class CatalogService {
       }
       return next;
     });
+    // Committed: this process's next submission sees it now, the others once notified.
+    changedHere(ChangeChannel.ServiceState, key);
     return toServiceDto(manifest, after.enabled, after.priority);
   }
 
@@ -147,5 +163,14 @@ export class CatalogService {
 
   private states() {
     return this.em.getRepository(ServiceState);
+  }
+
+  private async settingsOf(key: string): Promise<ServiceSettings> {
+    const settings = await this.settings.read(key, async () => {
+      // Its own fork: the value outlives the request (and there may be none).
+      const { enabled, priority } = await this.em.fork().getRepository(ServiceState).current(key);
+      return { enabled, priority };
+    });
+    return settings!; // the load always answers
   }
 }

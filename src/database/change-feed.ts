@@ -4,7 +4,7 @@ import { AppConfig } from '../config';
 
 /**
  * The channels PostgreSQL's triggers notify when a change commits, whichever process or tool
- * made it (Migration20261202090000, Migration20261202110000).
+ * made it (Migration20261202090000, Migration20261202110000, Migration20261208020000).
  */
 export enum ChangeChannel {
   /** A job was updated or deleted; payload: its id. */
@@ -13,6 +13,8 @@ export enum ChangeChannel {
   User = 'labgate_user_changed',
   /** The entitlement rules changed (any statement); no payload. */
   Rules = 'labgate_rules_changed',
+  /** An admin's service settings changed (any statement on `service_state`); no payload. */
+  ServiceState = 'labgate_service_state_changed',
 }
 
 const RETRY_FIRST_MS = 1_000;

@@ -2,15 +2,15 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EntityManager } from '@mikro-orm/postgresql';
 import { Client } from 'pg';
 import request from 'supertest';
 import { stringify } from 'yaml';
 import { CatalogService } from '../../src/catalog/catalog.service';
 import type { UserPrincipal as Principal } from '../../src/common/principal';
 import { ProblemException } from '../../src/common/problem';
+import { ChangeFeed } from '../../src/database/change-feed';
 import { demoUser, loginAs } from '../support/auth';
-import { createTestDatabase } from '../support/database';
+import { createTestDatabase, queryRows } from '../support/database';
 import { freePort, LabgateProcess } from '../support/labgate-process';
 import { clearRedisPrefix } from '../support/redis';
 import { TEST_REDIS_URL } from '../support/services';
@@ -226,21 +226,20 @@ describe('service catalogue API', () => {
 
   it('gives other modules usable manifests only: 404 not entitled, 409 disabled', async () => {
     const catalog = app.app.get(CatalogService);
-    const em = app.app.get(EntityManager).fork();
     const someone = user([MEMBER]);
-    await expect(catalog.requireUsable('echo', someone, em)).resolves.toMatchObject({
+    await expect(catalog.requireUsable('echo', someone)).resolves.toMatchObject({
       key: 'echo',
       run: { command: ['node', '{serviceDir}/echo.js'] },
     });
-    await expect(catalog.requireUsable('restricted', someone, em)).rejects.toMatchObject({
+    await expect(catalog.requireUsable('restricted', someone)).rejects.toMatchObject({
       status: 404,
       message: 'There is no service "restricted"',
     });
+    await expect(catalog.requireUsable('restricted', user([RESTRICTED]))).resolves.toMatchObject({
+      key: 'restricted',
+    });
     await expect(
-      catalog.requireUsable('restricted', user([RESTRICTED]), em),
-    ).resolves.toMatchObject({ key: 'restricted' });
-    await expect(
-      catalog.requireUsable('restricted', user([], ['user', 'admin']), em),
+      catalog.requireUsable('restricted', user([], ['user', 'admin'])),
     ).resolves.toMatchObject({ key: 'restricted' });
 
     await request(http)
@@ -248,12 +247,65 @@ describe('service catalogue API', () => {
       .set('Cookie', admin)
       .send({ enabled: false })
       .expect(200);
-    const refused = catalog.requireUsable('members', someone, em);
+    const refused = catalog.requireUsable('members', someone);
     await expect(refused).rejects.toBeInstanceOf(ProblemException);
     await expect(refused).rejects.toMatchObject({
       status: 409,
       message: 'Service "members" is disabled by an administrator',
     });
+  });
+
+  it("keeps a service's settings in memory until PostgreSQL notifies a change, whoever made it", async () => {
+    // A change made with the table's trigger off notifies nobody: an unchanged answer after it
+    // came from memory, a changed one from the database.
+    const catalog = app.app.get(CatalogService);
+    const someone = user([MEMBER]);
+    const sql = (text: string) => queryRows(app.database.url, text);
+    const priority = async () => (await catalog.usable('echo', someone)).priority;
+    const eventually = async (check: () => Promise<boolean> | boolean, what: string) => {
+      for (const until = Date.now() + 10_000; !(await check());) {
+        if (Date.now() > until) {
+          throw new Error(`timed out waiting until ${what}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const manifestPriority = catalog.manifest('echo')!.priority;
+    await eventually(() => app.app.get(ChangeFeed).active, 'the process listens');
+    expect(await priority()).toBe(manifestPriority); // read, and kept
+
+    await sql(`alter table service_state disable trigger service_state_changed_notify`);
+    try {
+      await sql(`insert into service_state (key, enabled, priority, updated_at)
+                 values ('echo', true, 5, now())`);
+    } finally {
+      await sql(`alter table service_state enable trigger service_state_changed_notify`);
+    }
+    expect(await priority()).toBe(manifestPriority);
+
+    // Another connection changes it, as another API process or the CLI would.
+    await sql(`update service_state set priority = 6 where key = 'echo'`);
+    await eventually(async () => (await priority()) === 6, 'the new priority is seen');
+    await sql(`update service_state set enabled = false where key = 'echo'`);
+    await eventually(
+      () =>
+        catalog.usable('echo', someone).then(
+          () => false,
+          () => true,
+        ),
+      'the service is seen disabled',
+    );
+    await expect(catalog.usable('echo', someone)).rejects.toMatchObject({ status: 409 });
+    await sql(`delete from service_state where key = 'echo'`);
+    await eventually(
+      () =>
+        catalog.usable('echo', someone).then(
+          () => true,
+          () => false,
+        ),
+      'the service is seen enabled again',
+    );
+    expect(await priority()).toBe(manifestPriority);
   });
 
   it('documents the API in OpenAPI without the run section', async () => {
