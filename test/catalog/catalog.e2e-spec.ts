@@ -12,6 +12,7 @@ import { ChangeFeed } from '../../src/database/change-feed';
 import { demoUser, loginAs } from '../support/auth';
 import { createTestDatabase, queryRows } from '../support/database';
 import { freePort, LabgateProcess } from '../support/labgate-process';
+import { waitUntil } from '../support/recovery';
 import { clearRedisPrefix } from '../support/redis';
 import { TEST_REDIS_URL } from '../support/services';
 import { startTestApp, TestApp } from '../support/test-app';
@@ -262,16 +263,19 @@ describe('service catalogue API', () => {
     const someone = user([MEMBER]);
     const sql = (text: string) => queryRows(app.database.url, text);
     const priority = async () => (await catalog.usable('echo', someone)).priority;
-    const eventually = async (check: () => Promise<boolean> | boolean, what: string) => {
-      for (const until = Date.now() + 10_000; !(await check());) {
-        if (Date.now() > until) {
-          throw new Error(`timed out waiting until ${what}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    };
+    /** Whether a submission to echo would be taken now (a disabled service is refused). */
+    const usable = () =>
+      catalog.usable('echo', someone).then(
+        () => true,
+        () => false,
+      );
+    const fast = { intervalMs: 10, timeoutMs: 10_000 };
     const manifestPriority = catalog.manifest('echo')!.priority;
-    await eventually(() => app.app.get(ChangeFeed).active, 'the process listens');
+    await waitUntil(
+      'the process listens',
+      () => Promise.resolve(app.app.get(ChangeFeed).active),
+      fast,
+    );
     expect(await priority()).toBe(manifestPriority); // read, and kept
 
     await sql(`alter table service_state disable trigger service_state_changed_notify`);
@@ -285,26 +289,12 @@ describe('service catalogue API', () => {
 
     // Another connection changes it, as another API process or the CLI would.
     await sql(`update service_state set priority = 6 where key = 'echo'`);
-    await eventually(async () => (await priority()) === 6, 'the new priority is seen');
+    await waitUntil('the new priority is seen', async () => (await priority()) === 6, fast);
     await sql(`update service_state set enabled = false where key = 'echo'`);
-    await eventually(
-      () =>
-        catalog.usable('echo', someone).then(
-          () => false,
-          () => true,
-        ),
-      'the service is seen disabled',
-    );
+    await waitUntil('the service is seen disabled', async () => !(await usable()), fast);
     await expect(catalog.usable('echo', someone)).rejects.toMatchObject({ status: 409 });
     await sql(`delete from service_state where key = 'echo'`);
-    await eventually(
-      () =>
-        catalog.usable('echo', someone).then(
-          () => true,
-          () => false,
-        ),
-      'the service is seen enabled again',
-    );
+    await waitUntil('the service is seen enabled again', usable, fast);
     expect(await priority()).toBe(manifestPriority);
   });
 
