@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import Bull from 'bull';
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { STREAM_BUFFER } from '../src/storage/blob-storage';
 import { bearer, mintAccessToken } from '../test/support/auth';
 import { freePort } from '../test/support/labgate-process';
 import { clearRedisPrefix } from '../test/support/redis';
@@ -408,7 +409,7 @@ async function latencyBench(
 /**
  * A bare node:http server (argv[1]: port) that reads and drops every request body, or, given a
  * directory (argv[2]), streams each body into a new file there (no parsing, no hash, no fsync;
- * the 1 MiB stream buffer of labgate's storage, which here doubles what Node's default 16 KiB
+ * labgate's storage buffer, STREAM_BUFFER's 1 MiB, which here doubles what Node's default 16 KiB
  * reaches) and removes it once answered: the least any Node server that stores an upload does.
  */
 const BARE_SERVER = `const [port, dir] = process.argv.slice(1);
@@ -419,7 +420,7 @@ const BARE_SERVER = `const [port, dir] = process.argv.slice(1);
     .createServer((req, res) => {
       if (!dir) { req.resume(); req.on('end', () => res.end('{}')); return; }
       const path = require('node:path').join(dir, 'bench-bare-' + process.pid + '-' + n++);
-      pipeline(req, createWriteStream(path, { highWaterMark: 1024 * 1024 }), (err) => {
+      pipeline(req, createWriteStream(path, { highWaterMark: ${STREAM_BUFFER.highWaterMark} }), (err) => {
         res.end(err ? '{"error":true}' : '{}');
         rmSync(path, { force: true });
       });
