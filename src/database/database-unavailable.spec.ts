@@ -23,6 +23,12 @@ describe(isDatabaseUnavailable.name, () => {
       new DriverException(withCode('connect ECONNREFUSED', 'ECONNREFUSED')),
     ],
     ['one kept as the cause', new Error('query failed', { cause: withCode('x', '57P01') })],
+    [
+      'a statement of a transaction whose BEGIN met a broken connection (knex)',
+      new DriverException(
+        new Error('Transaction query already complete, run with DEBUG=knex:tx for more info'),
+      ),
+    ],
   ])('says yes for %s', (_, err) => {
     expect(isDatabaseUnavailable(err)).toBe(true);
   });

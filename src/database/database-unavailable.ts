@@ -19,13 +19,19 @@ const UNAVAILABLE_CODES = new Set([
   '53300',
 ]);
 
-/** What pg and the pool say when a connection breaks or cannot be had (they set no code). */
+/**
+ * What pg and the pool say when a connection breaks or cannot be had (they set no code), and
+ * what knex says to every statement of a transaction whose BEGIN met a broken connection: it
+ * hands the callback a transaction it has already closed, and the BEGIN's own error goes
+ * elsewhere (its `executionPromise`), so this message is all a request sees.
+ */
 const UNAVAILABLE_MESSAGE = new RegExp(
   [
     'Connection terminated',
     'connection error',
     'timeout exceeded when trying to connect',
     'Timeout acquiring a connection',
+    'Transaction query already complete',
   ].join('|'),
   'i',
 );
