@@ -4,7 +4,10 @@ import { PrivatePostgres } from '../support/chaos/private-postgres';
 import { addTallyService, TALLY } from '../support/chaos/services';
 import { waitUntil } from '../support/recovery';
 
-const CYCLES = 8;
+const CYCLES = 6;
+/** Submitters at once; each waits this long between its submissions (the jobs must finish). */
+const SUBMITTERS = 3;
+const PAUSE_MS = 20;
 
 /**
  * Submissions that meet PostgreSQL stopping at any point of their transaction (before BEGIN,
@@ -21,7 +24,7 @@ describe('chaos: PostgreSQL stopped in the middle of submissions', () => {
     pg = await PrivatePostgres.start();
     lab = await Installation.create({
       postgres: pg,
-      env: { WORKER_CONCURRENCY: '2', STALLED_JOB_CHECK_SECONDS: '1' },
+      env: { WORKER_CONCURRENCY: '4', STALLED_JOB_CHECK_SECONDS: '1' },
       services: (dir) => addTallyService(dir, `${dir}/ledger.txt`),
     });
     [api, , alice] = await Promise.all([lab.startApi(), lab.startWorker(), lab.user()]);
@@ -56,9 +59,10 @@ describe('chaos: PostgreSQL stopped in the middle of submissions', () => {
           } catch (err) {
             wrong.push({ hung: (err as Error).message });
           }
+          await new Promise((r) => setTimeout(r, PAUSE_MS));
         }
       };
-      const loaders = [0, 1, 2, 3].map(submitting);
+      const loaders = Array.from({ length: SUBMITTERS }, (_, i) => submitting(i));
       await new Promise((r) => setTimeout(r, 300 + cycle * 37));
       await pg.stop('fast');
       await new Promise((r) => setTimeout(r, 500));
@@ -77,7 +81,7 @@ describe('chaos: PostgreSQL stopped in the middle of submissions', () => {
     expect(refused).toBeGreaterThan(0);
     expect(accepted.length).toBeGreaterThan(CYCLES);
     lab.expectAllAlive();
-    await lab.settle(60_000);
+    await lab.settle(150_000);
     const census = await checkInvariants({
       databaseUrl: lab.databaseUrl,
       storageDir: lab.storageDir,
@@ -85,5 +89,5 @@ describe('chaos: PostgreSQL stopped in the middle of submissions', () => {
     });
     expect(census.problems).toEqual([]);
     expect(census.byState).toEqual({ succeeded: census.jobs });
-  }, 170_000);
+  }, 300_000);
 });
